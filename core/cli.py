@@ -1,0 +1,223 @@
+"""The ``loanops`` command line: one entry point, one subcommand per job.
+
+Every option can also be set with a ``LOANOPS_``-prefixed environment
+variable (``--tracking-uri`` is ``LOANOPS_TRACKING_URI``). This module is the
+composition root: it parses options, builds each component's configuration
+and calls into the component, importing it only when its command runs so
+that, for instance, ``loanops serve`` never loads training libraries.
+
+User errors (:class:`~loanops.errors.LoanopsError`) end with one line on
+stderr and exit code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from loanops.errors import LoanopsError, NotSupportedError
+
+app = typer.Typer(
+    name="loanops",
+    help="Train, promote, serve and watch a loan-approval credit model.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+_state = {"debug": False}
+
+
+def _env(name: str) -> str:
+    return f"LOANOPS_{name}"
+
+
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        envvar=[_env("TRACKING_URI"), "MLFLOW_TRACKING_URI"],
+        help="MLflow tracking server URI (or a local store path).",
+    ),
+]
+ModelName = Annotated[
+    str,
+    typer.Option("--model-name", envvar=_env("MODEL_NAME"), help="Registered model name."),
+]
+
+
+@app.callback()
+def configure(
+    debug: Annotated[
+        bool, typer.Option("--debug", envvar=_env("DEBUG"), help="Show tracebacks and debug logs.")
+    ] = False,
+) -> None:
+    """Train, promote, serve and watch a loan-approval credit model."""
+    _state["debug"] = debug
+    # MLflow draws tqdm bars on every artifact download; they garble Job logs.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=debug, rich_tracebacks=debug)],
+        force=True,
+    )
+    # MLflow and its HTTP stack are chatty at INFO; their warnings still show.
+    for noisy in ("mlflow", "urllib3", "botocore", "s3fs", "alembic", "hyperopt"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+@app.command()
+def train(
+    data: Annotated[
+        str, typer.Option("--data", envvar=_env("DATA"), help="Path, folder or s3:// URI.")
+    ],
+    tracking_uri: TrackingUri = None,
+    model_name: ModelName = "loan-approval",
+    experiment: Annotated[
+        str | None,
+        typer.Option(envvar=_env("EXPERIMENT"), help="MLflow experiment [default: model name]."),
+    ] = None,
+    families: Annotated[
+        str, typer.Option(envvar=_env("FAMILIES"), help="Comma-separated estimator families.")
+    ] = "xgboost,catboost,random_forest",
+    max_evals: Annotated[
+        int, typer.Option(envvar=_env("MAX_EVALS"), min=1, help="Search trials.")
+    ] = 20,
+    cv_folds: Annotated[
+        int, typer.Option(envvar=_env("CV_FOLDS"), min=2, max=20, help="Cross-validation folds.")
+    ] = 3,
+    objective: Annotated[
+        str, typer.Option(envvar=_env("OBJECTIVE"), help="roc_auc, pr_auc, f1 or log_loss.")
+    ] = "roc_auc",
+    seed: Annotated[int, typer.Option(envvar=_env("SEED"), help="Seed of the whole run.")] = 42,
+    threads: Annotated[
+        int | None, typer.Option(envvar=_env("THREADS"), min=1, help="Estimator threads.")
+    ] = None,
+    s3_endpoint: Annotated[
+        str | None, typer.Option(envvar=_env("S3_ENDPOINT"), help="S3 endpoint URL override.")
+    ] = None,
+    outcome_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=_env("OUTCOME_FILE"),
+            help="Write the outcome JSON here (a Job's /dev/termination-log).",
+        ),
+    ] = None,
+) -> None:
+    """Tune, calibrate, evaluate and register a model version in MLflow."""
+    from loanops.trainer.cli import run_training
+
+    outcome = run_training(
+        data_uri=data,
+        tracking_uri=tracking_uri,
+        model_name=model_name,
+        experiment=experiment,
+        families=families,
+        max_evals=max_evals,
+        cv_folds=cv_folds,
+        objective=objective,
+        seed=seed,
+        threads=threads,
+        s3_endpoint=s3_endpoint,
+        console=console,
+    )
+    table = Table(title=f"{outcome.model_name} version {outcome.version} ({outcome.family})")
+    table.add_column("metric (evaluation split, class 1 = default)")
+    table.add_column("value", justify="right")
+    for name, value in outcome.metrics.items():
+        table.add_row(name, f"{value:.4f}")
+    table.add_row("cv_best_score", f"{outcome.cv_best_score:.4f}")
+    table.add_row("decision threshold on P(default)", f"{outcome.threshold:.4f}")
+    Console().print(table)
+    if outcome_file is not None:
+        outcome_file.write_text(outcome.to_json())
+
+
+@app.command()
+def promote(
+    tracking_uri: TrackingUri = None,
+    model_name: ModelName = "loan-approval",
+    version: Annotated[
+        str | None,
+        typer.Option(envvar=_env("VERSION"), help="Version to decide on [default: challenger]."),
+    ] = None,
+    metric: Annotated[
+        str, typer.Option(envvar=_env("PROMOTION_METRIC"), help="Evaluation metric compared.")
+    ] = "eval_roc_auc",
+    minimum: Annotated[
+        float | None,
+        typer.Option(envvar=_env("PROMOTION_MINIMUM"), help="Least acceptable metric value."),
+    ] = None,
+    min_improvement: Annotated[
+        float,
+        typer.Option(
+            envvar=_env("PROMOTION_MIN_IMPROVEMENT"), help="Required gain over the champion."
+        ),
+    ] = 0.0,
+    dry_run: Annotated[
+        bool, typer.Option(envvar=_env("DRY_RUN"), help="Record the decision, move no alias.")
+    ] = False,
+) -> None:
+    """Apply the promotion policy and move the champion alias if it passes."""
+    import mlflow
+
+    from loanops.promotion import PromotionPolicy, promote_version
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    policy = PromotionPolicy(metric=metric, minimum=minimum, min_improvement=min_improvement)
+    decided, decision = promote_version(
+        mlflow.MlflowClient(),
+        model_name=model_name,
+        version=version,
+        policy=policy,
+        apply=not dry_run,
+    )
+    verdict = "promoted to champion" if decision.promote and not dry_run else "not promoted"
+    if dry_run:
+        verdict = f"dry run: would be {'promoted' if decision.promote else 'rejected'}"
+    Console().print(f"{model_name} version {decided}: {verdict}. {decision.reason}.")
+
+
+def _not_supported(command: str) -> None:
+    raise NotSupportedError(
+        f"'loanops {command}' is not supported in this release of loanops yet."
+    )
+
+
+def main() -> None:
+    """Run the command line, turning user errors into one line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except LoanopsError as error:
+        if _state["debug"]:
+            raise
+        console.print(f"[bold red]error:[/bold red] {error.message}", highlight=False)
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        console.print("Aborted.")
+        sys.exit(130)
+    except Exception as error:
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        if _state["debug"]:
+            raise
+        first = str(error).splitlines()[0] if str(error) else ""
+        console.print(
+            f"[bold red]error:[/bold red] unexpected {type(error).__name__}: {first} "
+            "(run with --debug for the traceback)",
+            highlight=False,
+        )
+        sys.exit(1)
