@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-from importlib import metadata as package_metadata
 from dataclasses import dataclass
+from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 from loanops.errors import RegistryError
 from loanops.model import LoanRiskModel
@@ -32,7 +33,7 @@ SCHEMA_ARTIFACT = "feature_schema.json"
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
 
 
-class LoanRiskPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class LoanRiskPyfunc(PythonModel):
     """The MLflow pyfunc face of a :class:`LoanRiskModel`."""
 
     def __init__(self, model: LoanRiskModel) -> None:
@@ -52,8 +53,17 @@ class LoanRiskPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
 
 # What a version needs at inference, pinned to the versions it was trained
 # with; listing them spares MLflow a slow inference of the environment.
-_RUNTIME_PACKAGES = ("loanops", "mlflow", "scikit-learn", "xgboost-cpu", "catboost", "shap",
-                     "numpy", "pandas", "scipy")
+_RUNTIME_PACKAGES = (
+    "loanops",
+    "mlflow",
+    "scikit-learn",
+    "xgboost-cpu",
+    "catboost",
+    "shap",
+    "numpy",
+    "pandas",
+    "scipy",
+)
 
 
 def runtime_requirements() -> list[str]:
@@ -126,9 +136,16 @@ def load_model(uri: str) -> LoadedModel:
     artifacts = local / "artifacts"
     metadata = json.loads((artifacts / METADATA_ARTIFACT).read_text())
     profile_path = artifacts / PROFILE_ARTIFACT
-    profile = ReferenceProfile.from_json(profile_path.read_text()) if profile_path.exists() else None
+    profile = (
+        ReferenceProfile.from_json(profile_path.read_text()) if profile_path.exists() else None
+    )
     return LoadedModel(
-        model=wrapper.model, metadata=metadata, profile=profile, uri=pinned, name=name, version=version
+        model=wrapper.model,
+        metadata=metadata,
+        profile=profile,
+        uri=pinned,
+        name=name,
+        version=version,
     )
 
 

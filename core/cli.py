@@ -189,9 +189,7 @@ def promote(
 
 
 def _not_supported(command: str) -> None:
-    raise NotSupportedError(
-        f"'loanops {command}' is not supported in this release of loanops yet."
-    )
+    raise NotSupportedError(f"'loanops {command}' is not supported in this release of loanops yet.")
 
 
 def main() -> None:

@@ -57,7 +57,9 @@ def resolve(uri: str, *, s3_endpoint: str | None = None) -> Location:
     """
     if uri.startswith("s3://"):
         endpoint = (
-            s3_endpoint or os.environ.get("LOANOPS_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
+            s3_endpoint
+            or os.environ.get("LOANOPS_S3_ENDPOINT")
+            or os.environ.get("AWS_ENDPOINT_URL")
         )
         client_kwargs: dict[str, Any] = {"endpoint_url": endpoint} if endpoint else {}
         # A fresh instance per endpoint: fsspec caches filesystems by arguments,

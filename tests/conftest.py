@@ -38,7 +38,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_http(url: str, *, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_http(
+    url: str, *, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
     """Poll ``url`` until it answers 200, failing if ``process`` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -74,12 +76,17 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         [
             str(mlflow_command),
             "server",
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination", str(root / "artifacts"),
-        ],  # fmt: skip
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

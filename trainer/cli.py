@@ -42,7 +42,7 @@ def run_training(
         families=parse_families(families),
         max_evals=max_evals,
         cv_folds=cv_folds,
-        objective=objective,  # type: ignore[arg-type]
+        objective=objective,
         seed=seed,
         s3_endpoint=s3_endpoint,
         **({"threads": threads} if threads else {}),

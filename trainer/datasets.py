@@ -68,13 +68,12 @@ def read_frame(uri: str, *, s3_endpoint: str | None = None) -> tuple[pd.DataFram
                 if path.endswith((".parquet", ".pq")):
                     frames.append(pd.read_parquet(handle))
                 else:
-                    compression = "gzip" if path.endswith(".gz") else None
-                    frames.append(pd.read_csv(handle, compression=compression))
+                    gzipped = path.endswith(".gz")
+                    frames.append(pd.read_csv(handle, compression="gzip" if gzipped else None))
             except (ValueError, OSError, UnicodeDecodeError) as error:
                 first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
                 raise DataSourceError(
-                    f"{location.uri_of(path)!r} is not a readable CSV or Parquet file: "
-                    f"{first_line}"
+                    f"{location.uri_of(path)!r} is not a readable CSV or Parquet file: {first_line}"
                 ) from None
     return pd.concat(frames, ignore_index=True), [location.uri_of(p) for p in files]
 
@@ -112,8 +111,12 @@ def validate(frame: pd.DataFrame) -> tuple[pd.DataFrame, Counter[str]]:
             continue
         numbers = pd.to_numeric(values, errors="coerce")
         reject(numbers.isna(), f"non-numeric {schema_field.name}")
-        reject(numbers < schema_field.minimum, f"{schema_field.name} below {schema_field.minimum:g}")
-        reject(numbers > schema_field.maximum, f"{schema_field.name} above {schema_field.maximum:g}")
+        reject(
+            numbers < schema_field.minimum, f"{schema_field.name} below {schema_field.minimum:g}"
+        )
+        reject(
+            numbers > schema_field.maximum, f"{schema_field.name} above {schema_field.maximum:g}"
+        )
         if schema_field.integer:
             reject((numbers % 1 != 0) & numbers.notna(), f"non-integer {schema_field.name}")
         data[schema_field.name] = numbers.astype("float64")
@@ -124,7 +127,9 @@ def validate(frame: pd.DataFrame) -> tuple[pd.DataFrame, Counter[str]]:
 
     # An exact duplicate (the same in every column of the file, not only in
     # the features) is a repeated record: it would leak between the splits.
-    reject(pd.Series(frame.duplicated(keep="first").to_numpy(), index=data.index), "exact duplicate")
+    reject(
+        pd.Series(frame.duplicated(keep="first").to_numpy(), index=data.index), "exact duplicate"
+    )
 
     kept = data.loc[keep].reset_index(drop=True)
     kept[TARGET] = kept[TARGET].astype("int64")
@@ -134,9 +139,7 @@ def validate(frame: pd.DataFrame) -> tuple[pd.DataFrame, Counter[str]]:
     return kept, dropped
 
 
-def load_dataset(
-    uri: str, *, s3_endpoint: str | None = None, min_rows: int = 200
-) -> Dataset:
+def load_dataset(uri: str, *, s3_endpoint: str | None = None, min_rows: int = 200) -> Dataset:
     """Read and validate the labelled applications at ``uri``."""
     raw, files = read_frame(uri, s3_endpoint=s3_endpoint)
     frame, dropped = validate(raw)
@@ -154,7 +157,11 @@ def load_dataset(
             "least 20 rows to train and evaluate."
         )
     logger.info(
-        "Loaded %d usable row(s) of %d from %d file(s) at %s.", len(frame), len(raw), len(files), uri
+        "Loaded %d usable row(s) of %d from %d file(s) at %s.",
+        len(frame),
+        len(raw),
+        len(files),
+        uri,
     )
     return Dataset(frame=frame, uri=uri, files=files, rows_read=len(raw), dropped=dropped)
 

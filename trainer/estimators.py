@@ -55,7 +55,9 @@ def search_space(families: tuple[Family, ...]) -> Any:
 
 def parse_families(text: str) -> tuple[Family, ...]:
     """Parse a comma-separated list of family names, keeping the given order."""
-    names = tuple(part.strip().lower().replace("-", "_") for part in text.split(",") if part.strip())
+    names = tuple(
+        part.strip().lower().replace("-", "_") for part in text.split(",") if part.strip()
+    )
     unknown = [name for name in names if name not in FAMILIES]
     if unknown or not names:
         raise ConfigurationError(

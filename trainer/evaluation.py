@@ -36,7 +36,9 @@ from sklearn.metrics import (
 )
 
 
-def choose_threshold(labels: npt.NDArray[Any], default_probability: npt.NDArray[np.float64]) -> float:
+def choose_threshold(
+    labels: npt.NDArray[Any], default_probability: npt.NDArray[np.float64]
+) -> float:
     """Return the P(default) threshold with the best F1 for the default class."""
     precision, recall, thresholds = precision_recall_curve(labels, default_probability)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -63,9 +65,7 @@ def evaluation_metrics(
     }
 
 
-def plot_confusion_matrix(
-    labels: npt.NDArray[Any], declined: npt.NDArray[Any], path: Path
-) -> Path:
+def plot_confusion_matrix(labels: npt.NDArray[Any], declined: npt.NDArray[Any], path: Path) -> Path:
     """Write the confusion matrix (repaid / defaulted against approved / declined)."""
     figure, axes = plt.subplots(figsize=(4.5, 4))
     matrix = confusion_matrix(labels, declined, labels=[0, 1])
@@ -80,7 +80,9 @@ def plot_confusion_matrix(
     return path
 
 
-def plot_roc(labels: npt.NDArray[Any], default_probability: npt.NDArray[np.float64], path: Path) -> Path:
+def plot_roc(
+    labels: npt.NDArray[Any], default_probability: npt.NDArray[np.float64], path: Path
+) -> Path:
     """Write the ROC curve of P(default) on the evaluation split."""
     figure, axes = plt.subplots(figsize=(4.5, 4))
     RocCurveDisplay.from_predictions(labels, default_probability, ax=axes, name="P(default)")

@@ -112,7 +112,7 @@ def cross_validate(
             estimator.fit(fit_x, fit_y)
         predicted = estimator.predict_proba(features[score_index])[:, 1]
         scores.append(score(config.objective, labels[score_index], predicted))
-    mean_rounds = int(round(float(np.mean(rounds)))) if rounds else None
+    mean_rounds = round(float(np.mean(rounds))) if rounds else None
     return float(np.mean(scores)), mean_rounds
 
 

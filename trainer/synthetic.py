@@ -118,7 +118,8 @@ def generate(rows: int, *, seed: int = 0, shift: Shift | None = None) -> pd.Data
     )
     for name, factor in shift.scale.items():
         frame[name] = frame[name] * factor
-        if isinstance(FIELDS_BY_NAME[name], NumericField) and FIELDS_BY_NAME[name].integer:
+        scaled = FIELDS_BY_NAME[name]
+        if isinstance(scaled, NumericField) and scaled.integer:
             frame[name] = np.round(frame[name])
     for name, mix in shift.shares.items():
         frame[name] = _draw_category(rng, mix, rows)

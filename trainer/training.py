@@ -26,8 +26,8 @@ from sklearn.linear_model import LogisticRegression
 
 from loanops import __version__, artifacts
 from loanops.errors import RegistryError
-from loanops.features import ApplicationEncoder
 from loanops.explanations import Explainer, global_importance
+from loanops.features import ApplicationEncoder
 from loanops.model import Family, LoanRiskModel, calibration_features
 from loanops.profile import ReferenceProfile
 from loanops.promotion import CHALLENGER
@@ -101,7 +101,7 @@ def refit(
         # CV fits saw (k-1)/k of the split less the early-stopping part; grow
         # the number of rounds with the data, as boosting needs more for more.
         seen = (config.cv_folds - 1) / config.cv_folds * (1 - INNER_VALIDATION_SHARE)
-        rounds = max(10, int(round(rounds / seen)))
+        rounds = max(10, round(rounds / seen))
     estimator = build_estimator(params, seed=config.seed, threads=config.threads, rounds=rounds)
     estimator.fit(ApplicationEncoder().transform(splits.train), splits.train[TARGET].to_numpy())
     return estimator
@@ -124,7 +124,9 @@ def train(config: TrainingConfig, *, console: Console | None = None) -> Training
     if config.tracking_uri:
         mlflow.set_tracking_uri(config.tracking_uri)
     check_tracking_server(config.tracking_uri)
-    dataset = load_dataset(config.data_uri, s3_endpoint=config.s3_endpoint, min_rows=config.min_rows)
+    dataset = load_dataset(
+        config.data_uri, s3_endpoint=config.s3_endpoint, min_rows=config.min_rows
+    )
     splits = split(dataset.frame, seed=config.seed)
     encoder = ApplicationEncoder()
 
@@ -137,7 +139,10 @@ def train(config: TrainingConfig, *, console: Console | None = None) -> Training
         threads=config.threads,
     )
     result = search(
-        encoder.transform(splits.train), splits.train[TARGET].to_numpy(), search_config, console=console
+        encoder.transform(splits.train),
+        splits.train[TARGET].to_numpy(),
+        search_config,
+        console=console,
     )
     logger.info(
         "Search chose %s with CV %s %.4f after %d trials.",

@@ -63,7 +63,9 @@ def test_split_parts_are_disjoint_and_stratified(synthetic_frame: pd.DataFrame) 
     parts = split(synthetic_frame, seed=3)
     ids = [set(part["id"]) for part in (parts.train, parts.calibration, parts.evaluation)]
 
-    assert not ids[0] & ids[1] and not ids[0] & ids[2] and not ids[1] & ids[2]
+    assert not ids[0] & ids[1]
+    assert not ids[0] & ids[2]
+    assert not ids[1] & ids[2]
     assert sum(map(len, ids)) == len(synthetic_frame)
     overall = synthetic_frame[TARGET].mean()
     for part in (parts.train, parts.calibration, parts.evaluation):
@@ -112,7 +114,7 @@ def test_too_few_rows_is_a_clear_error(synthetic_frame: pd.DataFrame, tmp_path: 
 def test_missing_file_names_the_uri(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.csv"
 
-    with pytest.raises(DataSourceError, match="nothing exists at .*nowhere.csv"):
+    with pytest.raises(DataSourceError, match=r"nothing exists at .*nowhere\.csv"):
         read_frame(str(missing))
 
 
@@ -120,7 +122,7 @@ def test_unreadable_file_names_the_uri(tmp_path: Path) -> None:
     path = tmp_path / "broken.parquet"
     path.write_bytes(b"this is not parquet")
 
-    with pytest.raises(DataSourceError, match="broken.parquet' is not a readable CSV or Parquet"):
+    with pytest.raises(DataSourceError, match=r"broken\.parquet' is not a readable CSV or Parquet"):
         read_frame(str(path))
 
 
@@ -146,5 +148,7 @@ def test_s3_object_reads_like_the_local_file(
 def test_missing_s3_object_names_the_uri(s3_bucket: str) -> None:
     with pytest.raises(DataSourceError, match=f"nothing exists at 's3://{s3_bucket}/absent/'"):
         read_frame(f"s3://{s3_bucket}/absent/")
-    with pytest.raises(DataSourceError, match="nothing exists at 's3://nonexistent-bucket-x/a.csv'"):
+    with pytest.raises(
+        DataSourceError, match=r"nothing exists at 's3://nonexistent-bucket-x/a\.csv'"
+    ):
         read_frame("s3://nonexistent-bucket-x/a.csv")

@@ -12,11 +12,11 @@ import pytest
 from xgboost import XGBClassifier
 
 from loanops.artifacts import load_model
+from loanops.model import calibration_features
 from loanops.promotion import CHALLENGER, EVAL_METRICS
 from loanops.schema import FEATURE_NAMES, schema_dtypes
 from loanops.trainer import search as search_module
 from loanops.trainer.search import SearchConfig, cross_validate
-from loanops.model import calibration_features
 from loanops.trainer.training import TrainingOutcome, fit_calibrator, train
 
 from .conftest import small_config
@@ -59,7 +59,8 @@ def test_registered_model_carries_threshold_schema_and_profile(
 
     assert loaded.version == trained.version
     assert loaded.metadata["threshold"] == pytest.approx(trained.threshold)
-    assert loaded.profile is not None and loaded.profile.rows > 1000
+    assert loaded.profile is not None
+    assert loaded.profile.rows > 1000
     assert set(loaded.profile.categorical["loan_intent"]) >= {"VENTURE", "EDUCATION"}
     decisions = loaded.model.predict(synthetic_frame.head(50))
     probabilities = loaded.model.predict_proba(synthetic_frame.head(50))[:, 1]
@@ -154,7 +155,8 @@ def test_early_stopping_never_sees_the_scored_fold(monkeypatch: pytest.MonkeyPat
     for record in RecordingXGBClassifier.fits:
         fit, stop, scored = (set(record[k][:, 0]) for k in ("fit", "stop", "scored"))
         assert not stop & scored, "early stopping watched rows of the scored fold"
-        assert not fit & scored and not fit & stop
+        assert not fit & scored
+        assert not fit & stop
 
 
 def test_real_data_train_well_and_calibration_does_no_harm(
