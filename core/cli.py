@@ -188,6 +188,65 @@ def promote(
     Console().print(f"{model_name} version {decided}: {verdict}. {decision.reason}.")
 
 
+@app.command()
+def serve(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            envvar=_env("MODEL"),
+            help="models:/NAME/VERSION, models:/NAME@ALIAS (pinned at start) or a path.",
+        ),
+    ],
+    tracking_uri: TrackingUri = None,
+    host: Annotated[str, typer.Option(envvar=_env("HOST"), help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar=_env("PORT"), help="Port to bind.")] = 8000,
+    prediction_log: Annotated[
+        str | None,
+        typer.Option(envvar=_env("PREDICTION_LOG"), help="Directory or s3:// prefix for chunks."),
+    ] = None,
+    spool_dir: Annotated[
+        Path, typer.Option(envvar=_env("SPOOL_DIR"), help="Local spool of unshipped records.")
+    ] = Path(".loanops/spool"),
+    api_token_file: Annotated[
+        Path | None,
+        typer.Option(envvar=_env("API_TOKEN_FILE"), help="File holding the bearer token."),
+    ] = None,
+    api_token: Annotated[
+        str | None,
+        typer.Option(envvar=_env("API_TOKEN"), help="Bearer token (prefer --api-token-file)."),
+    ] = None,
+    max_batch_size: Annotated[
+        int, typer.Option(envvar=_env("MAX_BATCH_SIZE"), min=1, help="Largest batch accepted.")
+    ] = 500,
+    chunk_records: Annotated[
+        int, typer.Option(envvar=_env("CHUNK_RECORDS"), min=1, help="Records per log chunk.")
+    ] = 1000,
+    chunk_seconds: Annotated[
+        float, typer.Option(envvar=_env("CHUNK_SECONDS"), min=0.1, help="Max chunk age (s).")
+    ] = 60.0,
+) -> None:
+    """Serve one exact model version over HTTP."""
+    import mlflow
+
+    from loanops.server.cli import run_server
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    run_server(
+        model_uri=model,
+        host=host,
+        port=port,
+        prediction_log=prediction_log,
+        spool_dir=spool_dir,
+        api_token_file=api_token_file,
+        api_token=api_token,
+        max_batch_size=max_batch_size,
+        chunk_records=chunk_records,
+        chunk_seconds=chunk_seconds,
+    )
+
+
 def _not_supported(command: str) -> None:
     raise NotSupportedError(f"'loanops {command}' is not supported in this release of loanops yet.")
 

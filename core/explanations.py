@@ -1,13 +1,17 @@
 """SHAP explanations of a model version's decisions, per input field.
 
-Contributions are computed with SHAP's TreeExplainer on the version's own
-fitted estimator (XGBoost, CatBoost or RandomForest), on the encoded row, and
-the one-hot columns of a categorical field are summed back onto that field.
+Contributions are exact TreeSHAP values computed on the version's own fitted
+estimator, on the encoded row; the one-hot columns of a categorical field are
+then summed back onto that field. XGBoost and CatBoost compute TreeSHAP
+natively (``pred_contribs`` and ``ShapValues``), which is fast enough for the
+request path; RandomForest goes through SHAP's TreeExplainer.
+
 They explain the estimator's raw output for P(default): log-odds for the
-boosted families, probability for RandomForest. For every row, the base value
+boosted families, probability for RandomForest. For every row the base value
 plus the contributions equals that raw output (SHAP's additivity), which
-:meth:`Explainer.raw_output` lets callers check. The calibrator is monotone,
-so the sign of a contribution also holds for the calibrated probability.
+:meth:`Explainer.raw_output` exposes so callers can check it. The calibrator
+is monotone, so a contribution that raises the raw output also raises the
+calibrated P(default).
 """
 
 from __future__ import annotations
@@ -28,32 +32,52 @@ class Explanation:
     """SHAP contributions to P(default) of one or more rows, per input field."""
 
     contributions: dict[str, npt.NDArray[np.float64]]
-    base_value: float
+    base_value: npt.NDArray[np.float64]
     unit: Unit
 
 
 class Explainer:
-    """Explain a :class:`LoanRiskModel`'s estimator with SHAP's TreeExplainer."""
+    """Compute TreeSHAP contributions of a :class:`LoanRiskModel`'s estimator."""
 
     def __init__(self, model: LoanRiskModel) -> None:
-        import shap  # deferred: importing shap takes about a second.
-
         self.model = model
         self.unit: Unit = "probability" if model.family == "random_forest" else "log-odds"
-        self._explainer = shap.TreeExplainer(model.estimator)
-        expected = np.atleast_1d(np.asarray(self._explainer.expected_value, dtype=np.float64))
-        # RandomForest explains both classes; column 1 is P(default).
-        self.base_value = float(expected[-1])
+        self._tree_explainer: Any = None
+        if model.family == "random_forest":
+            import shap  # deferred: importing shap takes about a second.
+
+            self._tree_explainer = shap.TreeExplainer(model.estimator)
+
+    def contributions(
+        self, encoded: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Return per-encoded-column contributions and the base value per row."""
+        estimator: Any = self.model.estimator
+        if self.model.family == "xgboost":
+            from xgboost import DMatrix
+
+            matrix = DMatrix(encoded, nthread=self.model.threads)
+            values = estimator.get_booster().predict(matrix, pred_contribs=True)
+            return np.asarray(values[:, :-1], np.float64), np.asarray(values[:, -1], np.float64)
+        if self.model.family == "catboost":
+            from catboost import Pool
+
+            values = estimator.get_feature_importance(
+                data=Pool(encoded), type="ShapValues", thread_count=self.model.threads
+            )
+            return np.asarray(values[:, :-1], np.float64), np.asarray(values[:, -1], np.float64)
+        explained = self._tree_explainer(encoded, check_additivity=False)
+        values = np.asarray(explained.values, dtype=np.float64)
+        base = np.asarray(explained.base_values, dtype=np.float64)
+        if values.ndim == 3:  # one slice per class; class 1 is default.
+            values, base = values[:, :, 1], base[:, 1]
+        return values, base
 
     def explain_encoded(self, encoded: npt.NDArray[np.float64]) -> Explanation:
         """Return per-field contributions for encoded rows."""
-        values = np.asarray(self._explainer.shap_values(encoded), dtype=np.float64)
-        if values.ndim == 3:
-            values = values[:, :, -1]
+        values, base = self.contributions(encoded)
         return Explanation(
-            contributions=self.model.encoder.fold(values),
-            base_value=self.base_value,
-            unit=self.unit,
+            contributions=self.model.encoder.fold(values), base_value=base, unit=self.unit
         )
 
     def raw_output(self, encoded: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -54,6 +54,10 @@ class ApplicationEncoder:
             }
             for field in CATEGORICAL_FIELDS
         }
+        self._field_columns: dict[str, list[int]] = {
+            field.name: [i for i, source in enumerate(sources) if source == field.name]
+            for field in FIELDS
+        }
 
     @property
     def n_features_out(self) -> int:
@@ -97,8 +101,7 @@ class ApplicationEncoder:
         ``contributions`` has one column per encoded feature; the result maps
         each input field to a vector with one value per row.
         """
-        folded: dict[str, npt.NDArray[np.float64]] = {}
-        for field in FIELDS:
-            columns = [i for i, source in enumerate(self.source_fields) if source == field.name]
-            folded[field.name] = contributions[:, columns].sum(axis=1)
-        return folded
+        return {
+            field.name: contributions[:, self._field_columns[field.name]].sum(axis=1)
+            for field in FIELDS
+        }

@@ -17,7 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
+
+from loanops.trainer.synthetic import generate
+from loanops.trainer.training import TrainingConfig
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REAL_TRAIN_CSV = SHARED_DATA / "s4e10_train.csv"
@@ -146,3 +150,32 @@ def loanops_command() -> list[str]:
     script = Path(sys.executable).with_name("loanops")
     assert script.exists() or shutil.which("loanops"), "the loanops entry point is not installed"
     return [str(script)]
+
+
+@pytest.fixture(scope="session")
+def synthetic_frame() -> pd.DataFrame:
+    """Three thousand generated applications, seeded."""
+    return generate(3000, seed=7)
+
+
+@pytest.fixture(scope="session")
+def synthetic_csv(synthetic_frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated applications written as CSV."""
+    path = tmp_path_factory.mktemp("data") / "applications.csv"
+    synthetic_frame.to_csv(path, index=False)
+    return path
+
+
+def small_config(data_uri: str, model_name: str, **overrides: object) -> TrainingConfig:
+    """A training budget small enough for tests: XGBoost, three trials."""
+    settings: dict[str, object] = {
+        "data_uri": data_uri,
+        "model_name": model_name,
+        "families": ("xgboost",),
+        "max_evals": 3,
+        "cv_folds": 3,
+        "seed": 11,
+        "threads": 1,
+    }
+    settings.update(overrides)
+    return TrainingConfig(**settings)  # type: ignore[arg-type]

@@ -19,8 +19,7 @@ from loanops.promotion import (
     promote_version,
 )
 from loanops.trainer.training import train
-
-from .conftest import small_config
+from tests.conftest import small_config
 
 
 def test_first_candidate_meeting_the_minimum_is_promoted() -> None:

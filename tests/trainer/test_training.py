@@ -18,8 +18,8 @@ from loanops.schema import FEATURE_NAMES, schema_dtypes
 from loanops.trainer import search as search_module
 from loanops.trainer.search import SearchConfig, cross_validate
 from loanops.trainer.training import TrainingOutcome, fit_calibrator, train
+from tests.conftest import small_config
 
-from .conftest import small_config
 from .test_datasets import messy
 
 

@@ -1,0 +1,53 @@
+"""FastAPI dependencies: the server's state and the bearer-token check."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from loanops.server.errors import NotReady, Unauthorized
+from loanops.server.metrics import ServerMetrics
+from loanops.server.predictions import PredictionLog
+from loanops.server.scoring import Scorer
+from loanops.server.settings import ServerSettings
+
+
+@dataclass
+class ServerState:
+    """What the routes share: settings, metrics, and once loaded the scorer."""
+
+    settings: ServerSettings
+    metrics: ServerMetrics
+    prediction_log: PredictionLog | None = None
+    scorer: Scorer | None = None
+    ready: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+def get_state(request: Request) -> ServerState:
+    """Return the application's state."""
+    state: ServerState = request.app.state.loanops
+    return state
+
+
+def get_scorer(request: Request) -> Scorer:
+    """Return the scorer, or answer 503 while no model is ready."""
+    state = get_state(request)
+    if not state.ready or state.scorer is None:
+        raise NotReady("no model is loaded yet; retry when /readyz answers 200")
+    return state.scorer
+
+
+def require_token(request: Request) -> None:
+    """Check ``Authorization: Bearer <token>`` when a token is configured."""
+    token = get_state(request).settings.api_token
+    if token is None:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, presented = header.partition(" ")
+    expected = token.get_secret_value().encode()
+    # compare_digest: the time taken must not reveal how much of it matched.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), expected):
+        raise Unauthorized("a valid 'Authorization: Bearer <token>' header is required")

@@ -1,0 +1,164 @@
+"""HTTP errors of the prediction API, one class per outcome, and their handlers.
+
+Route and model code raise these (or let validation fail); the handlers
+registered by :func:`install_handlers` turn them into an
+:class:`~loanops.server.schemas.ErrorResponse` body. No response ever
+carries a traceback: unexpected exceptions become a 500 that names only the
+request id, and are logged with it and counted.
+
+Hierarchy::
+
+    APIError                  base, never raised itself
+    ├── BadRequest            400: a request that cannot be read at all
+    ├── Unauthorized          401: missing or wrong bearer token
+    ├── PayloadTooLarge       413: body above the configured size
+    ├── InvalidApplication    422: fields that break the schema
+    └── NotReady              503: no model loaded (yet)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from loanops.schema import FIELDS_BY_NAME
+from loanops.server.schemas import ErrorDetail, ErrorResponse
+
+logger = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    """An error answered with its status code and an ErrorResponse body."""
+
+    status_code = 500
+    error = "internal_error"
+
+    def __init__(self, message: str, details: list[ErrorDetail] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class BadRequest(APIError):
+    """The request body cannot be read."""
+
+    status_code = 400
+    error = "bad_request"
+
+
+class Unauthorized(APIError):
+    """The bearer token is missing or wrong."""
+
+    status_code = 401
+    error = "unauthorized"
+
+
+class PayloadTooLarge(APIError):
+    """The request body is larger than the server accepts."""
+
+    status_code = 413
+    error = "payload_too_large"
+
+
+class InvalidApplication(APIError):
+    """One or more fields of the request break the schema."""
+
+    status_code = 422
+    error = "invalid_request"
+
+
+class NotReady(APIError):
+    """The server has no model ready to score with."""
+
+    status_code = 503
+    error = "not_ready"
+
+
+def request_id_of(request: Request) -> str | None:
+    """Return the id the request-id middleware gave this request."""
+    value = getattr(request.state, "request_id", None)
+    return str(value) if value is not None else None
+
+
+def _accepted(field_name: str) -> str:
+    schema_field = FIELDS_BY_NAME.get(field_name)
+    return f"; accepted: {schema_field.describe_range()}" if schema_field else ""
+
+
+def describe_validation_errors(
+    errors: list[dict[str, Any]] | Any, *, index: int | None = None, skip: int = 0
+) -> list[ErrorDetail]:
+    """Turn pydantic errors into details naming the field, value and what is accepted.
+
+    ``skip`` drops leading location parts (``body``, list positions) that the
+    caller reports itself.
+    """
+    details = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ())][skip:]
+        if location[:1] == ["body"]:
+            location = location[1:]
+        field_name = ".".join(location) or "body"
+        message = str(error.get("msg", "invalid value"))
+        if error.get("type") == "extra_forbidden":
+            message = "unknown field; the application has exactly the nine schema fields"
+        elif error.get("type") == "literal_error":
+            message = f"unknown value{_accepted(field_name)}"
+        elif error.get("type") == "missing":
+            message = f"field required{_accepted(field_name)}"
+        else:
+            message = message.removeprefix("Value error, ") + _accepted(field_name)
+        value = error.get("input") if error.get("type") != "missing" else None
+        if isinstance(value, dict | list):
+            value = None
+        details.append(ErrorDetail(field=field_name, message=message, value=value, index=index))
+    return details
+
+
+def _respond(request: Request, status: int, error: str, message: str, details: Any) -> JSONResponse:
+    body = ErrorResponse(
+        error=error, message=message, request_id=request_id_of(request), details=details
+    )
+    return JSONResponse(status_code=status, content=body.model_dump(mode="json"))
+
+
+def install_handlers(app: FastAPI, *, on_server_error: Any) -> None:
+    """Register the handlers that shape every error response."""
+
+    @app.exception_handler(APIError)
+    async def handle_api_error(request: Request, error: APIError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+        response = _respond(request, error.status_code, error.error, error.message, error.details)
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def handle_validation(request: Request, error: RequestValidationError) -> JSONResponse:
+        details = describe_validation_errors(error.errors())
+        if any(d.field == "body" and "JSON" in d.message for d in details):
+            return _respond(request, 400, "bad_request", "the body is not valid JSON", details)
+        fields = ", ".join(sorted({d.field for d in details}))
+        return _respond(request, 422, "invalid_request", f"invalid field(s): {fields}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def handle_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return _respond(request, error.status_code, "http_error", str(error.detail), [])
+
+    @app.exception_handler(Exception)
+    async def handle_unexpected(request: Request, error: Exception) -> JSONResponse:
+        request_id = request_id_of(request)
+        on_server_error("unexpected")
+        logger.exception("Request %s to %s failed unexpectedly.", request_id, request.url.path)
+        return _respond(
+            request,
+            500,
+            "internal_error",
+            f"the server failed to answer request {request_id}; it has been logged",
+            [],
+        )
