@@ -85,7 +85,12 @@ class LoanRiskModel:
 
     def raw_default_probability(self, encoded: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Return the uncalibrated estimator's P(default) for encoded rows."""
-        return np.asarray(self.estimator.predict_proba(encoded)[:, 1], dtype=np.float64)
+        if self.family == "catboost":
+            # A fitted CatBoost model refuses set_params; threads go per call.
+            raw = self.estimator.predict_proba(encoded, thread_count=self.threads)
+        else:
+            raw = self.estimator.predict_proba(encoded)
+        return np.asarray(raw[:, 1], dtype=np.float64)
 
     def calibrate(self, raw_probability: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Map raw P(default) through the calibrator."""
@@ -126,9 +131,5 @@ class LoanRiskModel:
         in synchronisation than they gain; servers use one.
         """
         self._threads = threads
-        if self.family == "xgboost":
-            self.estimator.set_params(n_jobs=threads)
-        elif self.family == "catboost":
-            self.estimator.set_params(thread_count=threads)
-        else:
+        if self.family != "catboost":
             self.estimator.set_params(n_jobs=threads)

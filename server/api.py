@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 
 from loanops.server.dependencies import ServerState, get_scorer, get_state, require_token
-from loanops.server.errors import InvalidApplication, describe_validation_errors, request_id_of
+from loanops.server.errors import InvalidApplicationError, describe_validation_errors, request_id_of
 from loanops.server.schemas import (
     BatchRequest,
     BatchResponse,
@@ -72,8 +72,8 @@ def record(
 async def create_prediction(
     application: LoanApplication,  # type: ignore[valid-type]
     request: Request,
-    scorer: Scorer = Depends(get_scorer),
-    state: ServerState = Depends(get_state),
+    scorer: Annotated[Scorer, Depends(get_scorer)],
+    state: Annotated[ServerState, Depends(get_state)],
 ) -> Decision:
     """Score one application: decision, both probabilities, threshold, reasons.
 
@@ -89,12 +89,12 @@ async def create_prediction(
 def validate_batch(items: list[dict[str, Any]], max_size: int) -> list[dict[str, Any]]:
     """Validate every item; refuse the batch with all bad items' details."""
     if not items:
-        raise InvalidApplication(
+        raise InvalidApplicationError(
             f"the batch is empty; send 1 to {max_size} applications",
             [ErrorDetail(field="applications", message="empty list", value=[])],
         )
     if len(items) > max_size:
-        raise InvalidApplication(
+        raise InvalidApplicationError(
             f"the batch holds {len(items)} applications; at most {max_size} are accepted",
             [ErrorDetail(field="applications", message=f"more than {max_size} items")],
         )
@@ -107,7 +107,7 @@ def validate_batch(items: list[dict[str, Any]], max_size: int) -> list[dict[str,
             problems.extend(describe_validation_errors(error.errors(), index=index))
     if problems:
         bad = sorted({p.index for p in problems if p.index is not None})
-        raise InvalidApplication(
+        raise InvalidApplicationError(
             f"{len(bad)} of {len(items)} applications are invalid (indexes "
             f"{', '.join(map(str, bad))}); nothing was scored",
             problems,
@@ -119,8 +119,8 @@ def validate_batch(items: list[dict[str, Any]], max_size: int) -> list[dict[str,
 def create_batch_prediction(
     batch: BatchRequest,
     request: Request,
-    scorer: Scorer = Depends(get_scorer),
-    state: ServerState = Depends(get_state),
+    scorer: Annotated[Scorer, Depends(get_scorer)],
+    state: Annotated[ServerState, Depends(get_state)],
 ) -> BatchResponse:
     """Score up to the configured maximum of applications in one vectorised pass."""
     applications = validate_batch(batch.applications, state.settings.max_batch_size)
@@ -133,7 +133,7 @@ def create_batch_prediction(
 @router.post("/explain", response_model=ExplainResponse, summary="Explain one decision")
 def create_explanation(
     application: LoanApplication,  # type: ignore[valid-type]
-    scorer: Scorer = Depends(get_scorer),
+    scorer: Annotated[Scorer, Depends(get_scorer)],
 ) -> ExplainResponse:
     """Return the SHAP contribution of every input field to P(default)."""
     return scorer.explain(application.model_dump())

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
-from loanops.server.errors import NotReady, Unauthorized
+from loanops.server.errors import NotReadyError, UnauthorizedError
 from loanops.server.metrics import ServerMetrics
 from loanops.server.predictions import PredictionLog
 from loanops.server.scoring import Scorer
@@ -36,7 +36,7 @@ def get_scorer(request: Request) -> Scorer:
     """Return the scorer, or answer 503 while no model is ready."""
     state = get_state(request)
     if not state.ready or state.scorer is None:
-        raise NotReady("no model is loaded yet; retry when /readyz answers 200")
+        raise NotReadyError("no model is loaded yet; retry when /readyz answers 200")
     return state.scorer
 
 
@@ -50,4 +50,4 @@ def require_token(request: Request) -> None:
     expected = token.get_secret_value().encode()
     # compare_digest: the time taken must not reveal how much of it matched.
     if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), expected):
-        raise Unauthorized("a valid 'Authorization: Bearer <token>' header is required")
+        raise UnauthorizedError("a valid 'Authorization: Bearer <token>' header is required")

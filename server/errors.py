@@ -9,11 +9,11 @@ request id, and are logged with it and counted.
 Hierarchy::
 
     APIError                  base, never raised itself
-    ├── BadRequest            400: a request that cannot be read at all
-    ├── Unauthorized          401: missing or wrong bearer token
-    ├── PayloadTooLarge       413: body above the configured size
-    ├── InvalidApplication    422: fields that break the schema
-    └── NotReady              503: no model loaded (yet)
+    ├── BadRequestError            400: a request that cannot be read at all
+    ├── UnauthorizedError          401: missing or wrong bearer token
+    ├── PayloadTooLargeError       413: body above the configured size
+    ├── InvalidApplicationError    422: fields that break the schema
+    └── NotReadyError              503: no model loaded (yet)
 """
 
 from __future__ import annotations
@@ -44,35 +44,35 @@ class APIError(Exception):
         self.details = details or []
 
 
-class BadRequest(APIError):
+class BadRequestError(APIError):
     """The request body cannot be read."""
 
     status_code = 400
     error = "bad_request"
 
 
-class Unauthorized(APIError):
+class UnauthorizedError(APIError):
     """The bearer token is missing or wrong."""
 
     status_code = 401
     error = "unauthorized"
 
 
-class PayloadTooLarge(APIError):
+class PayloadTooLargeError(APIError):
     """The request body is larger than the server accepts."""
 
     status_code = 413
     error = "payload_too_large"
 
 
-class InvalidApplication(APIError):
+class InvalidApplicationError(APIError):
     """One or more fields of the request break the schema."""
 
     status_code = 422
     error = "invalid_request"
 
 
-class NotReady(APIError):
+class NotReadyError(APIError):
     """The server has no model ready to score with."""
 
     status_code = 503
@@ -132,7 +132,7 @@ def install_handlers(app: FastAPI, *, on_server_error: Any) -> None:
 
     @app.exception_handler(APIError)
     async def handle_api_error(request: Request, error: APIError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, UnauthorizedError) else None
         response = _respond(request, error.status_code, error.error, error.message, error.details)
         if headers:
             response.headers.update(headers)

@@ -27,7 +27,7 @@ KNOWN_PATHS = frozenset(
 )
 
 
-class _BodyTooLarge(Exception):
+class _BodyTooLargeError(Exception):
     pass
 
 
@@ -74,12 +74,12 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise _BodyTooLarge
+                    raise _BodyTooLargeError
             return message
 
         try:
             await self.app(scope, limited_receive, send_with_id)
-        except _BodyTooLarge:
+        except _BodyTooLargeError:
             if not response_started:
                 await self._refuse(send_with_id, request_id)
         finally:

@@ -5,7 +5,7 @@ None of them needs a token: kubelets and Prometheus call them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
@@ -32,18 +32,18 @@ def _readiness(state: ServerState) -> JSONResponse:
 
 
 @router.get("/readyz", summary="A model is loaded and has predicted")
-async def read_readiness(state: ServerState = Depends(get_state)) -> JSONResponse:
+async def read_readiness(state: Annotated[ServerState, Depends(get_state)]) -> JSONResponse:
     """Answer 200 once the warm-up prediction succeeded, 503 before."""
     return _readiness(state)
 
 
 @router.get("/health", summary="Readiness, under the earlier system's path")
-async def read_health(state: ServerState = Depends(get_state)) -> JSONResponse:
+async def read_health(state: Annotated[ServerState, Depends(get_state)]) -> JSONResponse:
     """Answer exactly as /readyz does."""
     return _readiness(state)
 
 
 @router.get("/metrics", summary="Prometheus metrics")
-async def read_metrics(state: ServerState = Depends(get_state)) -> Response:
+async def read_metrics(state: Annotated[ServerState, Depends(get_state)]) -> Response:
     """Return the metrics in the Prometheus text format."""
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

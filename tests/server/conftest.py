@@ -86,18 +86,10 @@ def run_server(
     port = free_port()
     log = workdir / f"server-{port}.log"
     handle = log.open("wb")
+    command = [*loanops_command, "serve", "--model", model_uri, "--port", str(port)]
+    command += ["--spool-dir", str(workdir / "spool"), *options]
     process = subprocess.Popen(
-        [
-            *loanops_command,
-            "serve",
-            "--model",
-            model_uri,
-            "--port",
-            str(port),
-            "--spool-dir",
-            str(workdir / "spool"),
-            *options,
-        ],  # fmt: skip
+        command,
         stdout=handle,
         stderr=subprocess.STDOUT,
         env={**os.environ, **env},

@@ -113,7 +113,6 @@ def test_batch_scores_in_order_like_single_calls(server: RunningServer) -> None:
 
 def test_batch_with_bad_items_is_refused_whole(server: RunningServer) -> None:
     applications = [APPLICATION, {**APPLICATION, "person_age": 12}, {**APPLICATION, "x": 1}]
-    before = httpx.get(f"{server.url}/metrics").text.count("\n")
     counted_before = _predictions_total(server)
 
     response = post(server, "/predict/batch", {"applications": applications})
@@ -125,7 +124,6 @@ def test_batch_with_bad_items_is_refused_whole(server: RunningServer) -> None:
         (2, "x"),
     ]
     assert _predictions_total(server) == counted_before
-    assert before > 0
 
 
 @pytest.mark.parametrize(("count", "fragment"), [(0, "the batch is empty"), (51, "at most 50")])
@@ -155,7 +153,7 @@ def test_explain_adds_up_to_the_raw_output(server: RunningServer) -> None:
     total = answer["base_value"] + sum(c["contribution"] for c in answer["contributions"])
 
     assert answer["unit"] == "log-odds"
-    assert [c["field"] for c in answer["contributions"]][0] == "person_age"
+    assert answer["contributions"][0]["field"] == "person_age"
     assert len(answer["contributions"]) == 9
     assert total == pytest.approx(answer["raw_output"], abs=1e-6)
     assert 1 / (1 + math.exp(-answer["raw_output"])) > 0
@@ -184,7 +182,8 @@ def test_web_form_is_served_without_external_assets(server: RunningServer) -> No
     page = httpx.get(f"{server.url}/").text
 
     assert '<form id="application">' in page
-    assert "http://" not in page and "https://" not in page
+    assert "http://" not in page
+    assert "https://" not in page
 
 
 def _predictions_total(server: RunningServer) -> float:
