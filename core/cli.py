@@ -247,6 +247,92 @@ def serve(
     )
 
 
+@app.command()
+def generate(
+    rows: Annotated[int, typer.Option(envvar=_env("ROWS"), min=1, help="Applications.")] = 10_000,
+    seed: Annotated[int, typer.Option(envvar=_env("SEED"), help="Generator seed.")] = 0,
+    output: Annotated[
+        str, typer.Option(envvar=_env("OUTPUT"), help="CSV or .parquet path, or s3:// URI.")
+    ] = "applications.csv",
+    scale: Annotated[
+        list[str] | None,
+        typer.Option(help="Scale a numeric field, FIELD=FACTOR (repeatable)."),
+    ] = None,
+    mix: Annotated[
+        list[str] | None,
+        typer.Option(help="Set a category mix, FIELD=CAT:SHARE[,CAT:SHARE] (repeatable)."),
+    ] = None,
+) -> None:
+    """Write seeded synthetic loan applications in the S4E10 columns."""
+    from loanops.trainer.cli import write_generated
+
+    written = write_generated(rows=rows, seed=seed, output=output, scale=scale, mix=mix)
+    Console().print(f"Wrote {rows} applications to {written}.")
+
+
+@app.command()
+def quickstart(
+    data: Annotated[
+        str | None,
+        typer.Option(envvar=_env("DATA"), help="Labelled applications [default: generated]."),
+    ] = None,
+    home: Annotated[
+        Path, typer.Option(envvar=_env("HOME"), help="Folder of the local MLflow store.")
+    ] = Path(".loanops"),
+    port: Annotated[int, typer.Option(envvar=_env("PORT"), help="Port to serve on.")] = 8000,
+    seed: Annotated[int, typer.Option(envvar=_env("SEED"), help="Seed of the run.")] = 42,
+    serve_model: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the champion afterwards.")
+    ] = True,
+) -> None:
+    """Train, promote and serve on this machine, with a local MLflow store."""
+    from loanops.trainer.quickstart import run_quickstart
+
+    result = run_quickstart(data=data, home=home, seed=seed, console=console)
+    out = Console()
+    verdict = "promoted to champion" if result.decision.promote else "kept as challenger"
+    out.print(
+        f"Version {result.outcome.version}: eval_roc_auc "
+        f"{result.outcome.metrics['eval_roc_auc']:.4f}, {verdict} ({result.decision.reason})."
+    )
+    out.print(f"MLflow store: {result.tracking_uri} (browse: mlflow ui --backend-store-uri "
+              f"{result.tracking_uri})")  # fmt: skip
+    if not serve_model:
+        out.print(f"Champion: {result.champion_uri}. Serve it with: loanops serve --model "
+                  f"{result.champion_uri} --tracking-uri {result.tracking_uri}")  # fmt: skip
+        return
+
+    from loanops.server.cli import run_server
+
+    base = f"http://127.0.0.1:{port}"
+    out.print(
+        f"Serving {result.champion_uri} on {base}\n"
+        f"  web form  {base}/\n  API docs  {base}/docs\n  metrics   {base}/metrics\n"
+        f"  prediction log  {home / 'predictions'}\n"
+        "Try:\n"
+        f"  curl -s -X POST {base}/predict -H 'Content-Type: application/json' -d "
+        '\'{"person_age": 37, "person_income": 35000, "person_home_ownership": "RENT", '
+        '"person_emp_length": 0.0, "loan_intent": "EDUCATION", "loan_amnt": 6000, '
+        '"loan_percent_income": 0.17, "cb_person_default_on_file": "N", '
+        '"cb_person_cred_hist_length": 14}\'\n'
+        "Press Ctrl-C to stop.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    run_server(
+        model_uri=result.champion_uri,
+        host="127.0.0.1",
+        port=port,
+        prediction_log=str(home / "predictions"),
+        spool_dir=home / "spool",
+        api_token_file=None,
+        api_token=None,
+        max_batch_size=500,
+        chunk_records=1000,
+        chunk_seconds=10.0,
+    )
+
+
 def _not_supported(command: str) -> None:
     raise NotSupportedError(f"'loanops {command}' is not supported in this release of loanops yet.")
 

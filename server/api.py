@@ -12,8 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import ValidationError
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import TypeAdapter, ValidationError
 
 from loanops.server.dependencies import ServerState, get_scorer, get_state, require_token
 from loanops.server.errors import InvalidApplicationError, describe_validation_errors, request_id_of
@@ -26,13 +26,27 @@ from loanops.server.schemas import (
     ExplainResponse,
     LoanApplication,
 )
-from loanops.server.scoring import Scorer
+from loanops.server.scoring import ReasonsFor, Scorer
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 500, 503)
 }
 
 router = APIRouter(dependencies=[Depends(require_token)], responses=ERROR_RESPONSES)
+
+ReasonsQuery = Annotated[
+    ReasonsFor,
+    Query(
+        alias="reasons",
+        description=(
+            "Which decisions carry reasons: 'declined' (default; the reasons a lender "
+            "states for a decline), 'all', or 'none'. Reasons cost a SHAP pass per row."
+        ),
+    ),
+]
+# One validator for a whole batch: pydantic-core checks the list in one call
+# and reports each bad item by its position.
+_BATCH_ADAPTER: TypeAdapter[list[Any]] = TypeAdapter(list[LoanApplication])  # type: ignore[valid-type]
 
 
 def record(
@@ -74,6 +88,7 @@ async def create_prediction(
     request: Request,
     scorer: Annotated[Scorer, Depends(get_scorer)],
     state: Annotated[ServerState, Depends(get_state)],
+    reasons_for: ReasonsQuery = "declined",
 ) -> Decision:
     """Score one application: decision, both probabilities, threshold, reasons.
 
@@ -81,7 +96,7 @@ async def create_prediction(
     handing the call to a worker thread would cost.
     """
     fields = application.model_dump()
-    decision = scorer.score([fields])[0]
+    decision = scorer.score([fields], reasons_for=reasons_for)[0]
     record(state, request, [fields], [decision])
     return decision
 
@@ -98,21 +113,20 @@ def validate_batch(items: list[dict[str, Any]], max_size: int) -> list[dict[str,
             f"the batch holds {len(items)} applications; at most {max_size} are accepted",
             [ErrorDetail(field="applications", message=f"more than {max_size} items")],
         )
-    valid: list[dict[str, Any]] = []
-    problems: list[ErrorDetail] = []
-    for index, item in enumerate(items):
-        try:
-            valid.append(LoanApplication.model_validate(item).model_dump())
-        except ValidationError as error:
-            problems.extend(describe_validation_errors(error.errors(), index=index))
-    if problems:
+    try:
+        return [application.model_dump() for application in _BATCH_ADAPTER.validate_python(items)]
+    except ValidationError as error:
+        problems: list[ErrorDetail] = []
+        for problem in error.errors():
+            index = int(problem["loc"][0])
+            problems.extend(describe_validation_errors([problem], index=index, skip=1))
+        problems.sort(key=lambda detail: detail.index or 0)
         bad = sorted({p.index for p in problems if p.index is not None})
         raise InvalidApplicationError(
             f"{len(bad)} of {len(items)} applications are invalid (indexes "
             f"{', '.join(map(str, bad))}); nothing was scored",
             problems,
-        )
-    return valid
+        ) from None
 
 
 @router.post("/predict/batch", response_model=BatchResponse, summary="Decide on many")
@@ -121,10 +135,11 @@ def create_batch_prediction(
     request: Request,
     scorer: Annotated[Scorer, Depends(get_scorer)],
     state: Annotated[ServerState, Depends(get_state)],
+    reasons_for: ReasonsQuery = "declined",
 ) -> BatchResponse:
     """Score up to the configured maximum of applications in one vectorised pass."""
     applications = validate_batch(batch.applications, state.settings.max_batch_size)
-    decisions = scorer.score(applications)
+    decisions = scorer.score(applications, reasons_for=reasons_for)
     state.metrics.batch_size.observe(len(applications))
     record(state, request, applications, decisions)
     return BatchResponse(model_version=scorer.version, count=len(decisions), decisions=decisions)

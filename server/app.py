@@ -57,7 +57,7 @@ def create_app(settings: ServerSettings, *, scorer: Scorer | None = None) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.scorer = scorer or load_scorer(settings)
-        state.scorer.score([WARM_UP_APPLICATION])
+        state.scorer.score([WARM_UP_APPLICATION], reasons_for="all")
         metrics.model_info.labels(name=state.scorer.name or "", version=state.scorer.version).set(1)
         if settings.prediction_log.uri:
             state.prediction_log = PredictionLog(settings.prediction_log)

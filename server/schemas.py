@@ -104,7 +104,10 @@ class Decision(BaseModel):
     model_name: str | None
     model_version: str
     reasons: list[Reason] = Field(
-        description="Fields that raised P(default) the most: the reasons against approval."
+        description=(
+            "Fields that raised P(default) the most: the reasons against approval. "
+            "By default given for declined applications only (see the reasons parameter)."
+        )
     )
 
 

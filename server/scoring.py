@@ -2,15 +2,17 @@
 
 The :class:`Scorer` works on validated applications as plain dictionaries and
 never builds a DataFrame: the encoder writes them straight into a float
-matrix. One TreeSHAP pass gives both the reasons and the raw estimator output
-(by SHAP's additivity, base value plus contributions *is* the raw output), so
-a decision with its reasons costs one pass over the trees, not two.
+matrix. Decisions come from one vectorised prediction; reasons (TreeSHAP
+contributions) cost several times more per row, so they are computed only for
+the rows that need them. By default those are the declined applications,
+whose reasons against approval a lender must be able to state; callers may
+ask for reasons on every row or on none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +22,8 @@ from loanops.artifacts import LoadedModel
 from loanops.explanations import Explainer
 from loanops.schema import FIELDS, FIELDS_BY_NAME, NumericField
 from loanops.server.schemas import Contribution, Decision, ExplainResponse, Reason
+
+ReasonsFor = Literal["declined", "all", "none"]
 
 
 def _describe(field_name: str, value: Any) -> str:
@@ -44,55 +48,62 @@ class Scorer:
         self.version = loaded.version or loaded.uri
         self.name = loaded.name
 
-    def _raw_and_contributions(
-        self, encoded: npt.NDArray[np.float64]
-    ) -> tuple[npt.NDArray[np.float64], dict[str, npt.NDArray[np.float64]]]:
-        values, base = self.explainer.contributions(encoded)
-        raw_output = base + values.sum(axis=1)
-        if self.explainer.unit == "log-odds":
-            raw_probability = np.asarray(expit(raw_output), dtype=np.float64)
-        else:
-            raw_probability = raw_output
-        return raw_probability, self.model.encoder.fold(values)
-
-    def score(self, applications: Sequence[Mapping[str, Any]]) -> list[Decision]:
-        """Return one decision, with its reasons, per application."""
+    def score(
+        self, applications: Sequence[Mapping[str, Any]], *, reasons_for: ReasonsFor = "declined"
+    ) -> list[Decision]:
+        """Return one decision per application, with reasons where asked for."""
         encoded = self.model.encoder.transform_records(applications)
-        raw_probability, contributions = self._raw_and_contributions(encoded)
-        default = self.model.calibrate(np.clip(raw_probability, 0.0, 1.0))
-        names = [f.name for f in FIELDS]
-        matrix = np.column_stack([contributions[name] for name in names])
+        default = self.model.default_probability_encoded(encoded)
+        declined = default >= self.threshold
+        if reasons_for == "all":
+            explained = np.arange(len(applications))
+        elif reasons_for == "declined":
+            explained = np.flatnonzero(declined)
+        else:
+            explained = np.arange(0)
+        reasons: dict[int, list[Reason]] = {}
+        if explained.size:
+            values, _ = self.explainer.contributions(encoded[explained])
+            folded = self.model.encoder.fold(values)
+            for position, row in enumerate(explained):
+                reasons[int(row)] = self._reasons(applications[row], folded, position)
 
-        decisions = []
-        for row, application in enumerate(applications):
-            probability = float(default[row])
-            order = np.argsort(-matrix[row])[: self.top_reasons]
-            reasons = [
-                Reason(
-                    field=names[i],
-                    label=FIELDS_BY_NAME[names[i]].label,
-                    value=application[names[i]],
-                    contribution=float(matrix[row, i]),
-                    text=_describe(names[i], application[names[i]]),
-                )
-                for i in order
-                if matrix[row, i] > 0
-            ]
-            approved = probability < self.threshold
-            decisions.append(
-                Decision(
-                    approved=approved,
-                    decision="approved" if approved else "declined",
-                    default_probability=probability,
-                    approval_probability=1.0 - probability,
-                    probability=1.0 - probability,
-                    threshold=self.threshold,
-                    model_name=self.name,
-                    model_version=self.version,
-                    reasons=reasons,
-                )
+        return [
+            Decision(
+                approved=not declined[row],
+                decision="declined" if declined[row] else "approved",
+                default_probability=float(default[row]),
+                approval_probability=1.0 - float(default[row]),
+                probability=1.0 - float(default[row]),
+                threshold=self.threshold,
+                model_name=self.name,
+                model_version=self.version,
+                reasons=reasons.get(row, []),
             )
-        return decisions
+            for row in range(len(applications))
+        ]
+
+    def _reasons(
+        self,
+        application: Mapping[str, Any],
+        folded: dict[str, npt.NDArray[np.float64]],
+        position: int,
+    ) -> list[Reason]:
+        """Return the fields that raised P(default) most, largest first."""
+        pushes = sorted(
+            ((float(values[position]), name) for name, values in folded.items()), reverse=True
+        )
+        return [
+            Reason(
+                field=name,
+                label=FIELDS_BY_NAME[name].label,
+                value=application[name],
+                contribution=contribution,
+                text=_describe(name, application[name]),
+            )
+            for contribution, name in pushes[: self.top_reasons]
+            if contribution > 0
+        ]
 
     def explain(self, application: Mapping[str, Any]) -> ExplainResponse:
         """Return the SHAP contributions of every input field to one decision."""

@@ -6,11 +6,15 @@ Parses the textual options of ``loanops train`` into a
 
 from __future__ import annotations
 
+import io
+
 from rich.console import Console
 
+from loanops import storage
 from loanops.errors import ConfigurationError
 from loanops.trainer.estimators import parse_families
 from loanops.trainer.search import OBJECTIVES
+from loanops.trainer.synthetic import Shift, generate
 from loanops.trainer.training import TrainingConfig, TrainingOutcome, train
 
 
@@ -48,3 +52,49 @@ def run_training(
         **({"threads": threads} if threads else {}),
     )
     return train(config, console=console)
+
+
+def parse_shift(scale: list[str] | None, mix: list[str] | None) -> Shift:
+    """Parse ``FIELD=FACTOR`` and ``FIELD=CAT:SHARE,...`` options into a shift."""
+    factors: dict[str, float] = {}
+    for item in scale or []:
+        name, _, factor = item.partition("=")
+        try:
+            factors[name.strip()] = float(factor)
+        except ValueError:
+            raise ConfigurationError(
+                f"--scale {item!r} is not FIELD=FACTOR (for example person_income=0.7)."
+            ) from None
+    shares: dict[str, dict[str, float]] = {}
+    for item in mix or []:
+        name, _, parts = item.partition("=")
+        try:
+            shares[name.strip()] = {
+                category.strip().upper(): float(share or 1)
+                for category, _, share in (part.partition(":") for part in parts.split(","))
+            }
+        except ValueError:
+            raise ConfigurationError(
+                f"--mix {item!r} is not FIELD=CAT:SHARE[,CAT:SHARE] "
+                "(for example loan_intent=VENTURE:1)."
+            ) from None
+    return Shift(scale=factors, shares=shares)
+
+
+def write_generated(
+    *, rows: int, seed: int, output: str, scale: list[str] | None, mix: list[str] | None
+) -> str:
+    """Generate applications and write them as CSV or Parquet to ``output``."""
+    frame = generate(rows, seed=seed, shift=parse_shift(scale, mix))
+    buffer = io.BytesIO()
+    if output.endswith((".parquet", ".pq")):
+        frame.to_parquet(buffer, index=False)
+    else:
+        frame.to_csv(buffer, index=False)
+    location = storage.resolve(output)
+    parent = location.path.rsplit("/", 1)[0]
+    if not location.is_remote and parent:
+        location.filesystem.makedirs(parent, exist_ok=True)
+    with storage.open_binary(location, location.path, "wb") as handle:
+        handle.write(buffer.getvalue())
+    return output

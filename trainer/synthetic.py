@@ -52,6 +52,20 @@ _INTENT_RISK = {
 }
 _GRADES = ("A", "B", "C", "D", "E", "F", "G")
 
+# (cumulative share, value) points of the S4E10 training data's distributions,
+# nudged at the 75th percentile where rounding and the age cap pull values down.
+_AGE_QUANTILES = ((0, 20), (0.05, 22), (0.25, 23), (0.5, 26), (0.75, 30), (0.95, 39), (1, 80))
+_EMPLOYMENT_QUANTILES = ((0, 0), (0.05, 0), (0.25, 2), (0.5, 4), (0.75, 8), (0.95, 12), (1, 30))
+_HISTORY_QUANTILES = ((0, 2), (0.05, 2), (0.25, 3), (0.5, 4), (0.75, 8.6), (0.95, 14), (1, 30))
+
+
+def _from_quantiles(
+    ranks: npt.NDArray[np.float64], points: tuple[tuple[float, float], ...]
+) -> npt.NDArray[np.float64]:
+    """Map uniform ranks through a piecewise-linear inverse CDF."""
+    shares, values = zip(*points, strict=True)
+    return np.asarray(np.interp(ranks, shares, values), dtype=np.float64)
+
 
 @dataclass(frozen=True, slots=True)
 class Shift:
@@ -97,12 +111,21 @@ def generate(rows: int, *, seed: int = 0, shift: Shift | None = None) -> pd.Data
     shift = shift or Shift()
     rng = np.random.default_rng(seed)
 
-    # Numeric fields: log-normal shapes fitted to the real quartiles.
-    age = np.clip(np.round(20 + rng.lognormal(np.log(6.0), 0.76, rows)), 20, 90)
+    # Age, employment and credit history follow the real data's quantiles
+    # (inverse CDF through the 5/25/50/75/95th percentiles); income and loan
+    # amount are log-normal with the real medians and quartile spreads.
+    age_rank = rng.random(rows)
+    age = np.round(_from_quantiles(age_rank, _AGE_QUANTILES))
     income = np.round(rng.lognormal(np.log(58_000), 0.39, rows), -2)
-    emp_length = np.minimum(np.floor(rng.gamma(1.8, 2.6, rows)), np.maximum(age - 17, 0))
-    amount = np.clip(np.round(rng.lognormal(np.log(8_000), 0.6, rows) / 25) * 25, 500, 35_000)
-    history = np.clip(np.round(2 + 0.6 * (age - 21.5) + rng.normal(0, 1.2, rows)), 2, 30)
+    emp_length = np.minimum(
+        np.round(_from_quantiles(rng.random(rows), _EMPLOYMENT_QUANTILES)), age - 16
+    )
+    # Larger incomes borrow more, which keeps the loan-to-income share tight.
+    typical_amount = np.log(8_000) + 0.4 * np.log(income / 58_000)
+    amount = np.clip(np.round(rng.lognormal(typical_amount, 0.55, rows) / 25) * 25, 500, 35_000)
+    # Credit history grows with age: its rank mostly follows the age rank.
+    history_rank = np.clip(0.85 * age_rank + 0.15 * rng.random(rows), 0, 1)
+    history = np.round(_from_quantiles(history_rank, _HISTORY_QUANTILES))
 
     frame = pd.DataFrame(
         {

@@ -192,3 +192,18 @@ def _predictions_total(server: RunningServer) -> float:
         if line.startswith("loan_predictions_total"):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def test_reasons_parameter_chooses_which_decisions_are_explained(server: RunningServer) -> None:
+    risky = {**APPLICATION, "loan_percent_income": 0.6, "cb_person_default_on_file": "Y"}
+    applications = [APPLICATION, risky]
+
+    default = post(server, "/predict/batch", {"applications": applications}).json()["decisions"]
+    everything = post(server, "/predict/batch?reasons=all", {"applications": applications}).json()
+    nothing = post(server, "/predict?reasons=none", risky).json()
+
+    for decision in default:
+        assert bool(decision["reasons"]) == (not decision["approved"])
+    assert all(d["reasons"] for d in everything["decisions"])
+    assert nothing["reasons"] == []
+    assert post(server, "/predict?reasons=some", risky).status_code == 422

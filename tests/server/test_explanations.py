@@ -29,7 +29,10 @@ def test_contributions_add_up_to_the_raw_output(
     total = explanation.base_value + sum(explanation.contributions.values())
 
     assert set(explanation.contributions) == set(FEATURE_NAMES)
-    np.testing.assert_allclose(total, explainer.raw_output(encoded), atol=1e-6)
+    # XGBoost computes margins and contributions in float32: a margin near 5
+    # carries rounding of about 1e-6 on its own, so its bound is float32's.
+    tolerance = 1e-5 if family == "xgboost" else 1e-6
+    np.testing.assert_allclose(total, explainer.raw_output(encoded), rtol=0, atol=tolerance)
     assert explanation.unit == ("probability" if family == "random_forest" else "log-odds")
 
 
