@@ -333,6 +333,90 @@ def quickstart(
     )
 
 
+@app.command()
+def drift(
+    predictions: Annotated[
+        str,
+        typer.Option(envvar=_env("PREDICTIONS"), help="Prediction-log directory or s3:// prefix."),
+    ],
+    model: Annotated[
+        str, typer.Option("--model", envvar=_env("MODEL_NAME"), help="Registered model name.")
+    ],
+    version: Annotated[
+        str | None,
+        typer.Option(envvar=_env("VERSION"), help="Version [default: the one that served most]."),
+    ] = None,
+    tracking_uri: TrackingUri = None,
+    since: Annotated[
+        str | None, typer.Option(envvar=_env("SINCE"), help="Window start, ISO 8601.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(envvar=_env("UNTIL"), help="Window end, ISO 8601 [now].")
+    ] = None,
+    hours: Annotated[
+        float, typer.Option(envvar=_env("HOURS"), help="Window length without --since.")
+    ] = 24.0,
+    psi: Annotated[float, typer.Option(envvar=_env("PSI"), help="PSI effect threshold.")] = 0.2,
+    alpha: Annotated[
+        float, typer.Option(envvar=_env("ALPHA"), help="Significance before correction.")
+    ] = 0.01,
+    min_samples: Annotated[
+        int, typer.Option(envvar=_env("MIN_SAMPLES"), help="Fewer rows: insufficient data.")
+    ] = 200,
+    output: Annotated[
+        Path | None, typer.Option(envvar=_env("OUTPUT"), help="Write the JSON report here.")
+    ] = None,
+    termination_file: Annotated[
+        Path | None,
+        typer.Option(envvar=_env("TERMINATION_FILE"), help="Write the one-line summary here."),
+    ] = None,
+    s3_endpoint: Annotated[
+        str | None, typer.Option(envvar=_env("S3_ENDPOINT"), help="S3 endpoint URL override.")
+    ] = None,
+) -> None:
+    """Check a window of logged predictions for drift from the training data."""
+    import mlflow
+
+    from loanops.trainer.cli import run_drift
+    from loanops.trainer.drift import DriftThresholds
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    report = run_drift(
+        predictions=predictions,
+        model_name=model,
+        version=version,
+        since=since,
+        until=until,
+        hours=hours,
+        thresholds=DriftThresholds(psi=psi, alpha=alpha, min_samples=min_samples),
+        s3_endpoint=s3_endpoint,
+    )
+    if output is not None:
+        output.write_text(report.to_json())
+    if termination_file is not None:
+        termination_file.write_text(report.summary())
+    table = Table(title=f"drift check: {report.summary()}")
+    for column in ("field", "test", "statistic", "p-value", "PSI", "drifted"):
+        table.add_column(column)
+    for result in report.fields:
+        table.add_row(
+            result.field,
+            result.test,
+            f"{result.statistic:.4f}",
+            f"{result.p_value:.2e}",
+            f"{result.psi:.4f}",
+            "yes" if result.drifted else "",
+        )
+    Console().print(table)
+
+
+@app.command("operator")
+def run_operator() -> None:
+    """Run the Kubernetes operator (not available in this release)."""
+    _not_supported("operator")
+
+
 def _not_supported(command: str) -> None:
     raise NotSupportedError(f"'loanops {command}' is not supported in this release of loanops yet.")
 

@@ -7,11 +7,21 @@ Parses the textual options of ``loanops train`` into a
 from __future__ import annotations
 
 import io
+from collections import Counter
 
 from rich.console import Console
 
 from loanops import storage
-from loanops.errors import ConfigurationError
+from loanops.artifacts import load_model
+from loanops.errors import ConfigurationError, DataError
+from loanops.profile import ReferenceProfile
+from loanops.trainer.drift import (
+    DriftReport,
+    DriftThresholds,
+    check_drift,
+    parse_window,
+    read_window,
+)
 from loanops.trainer.estimators import parse_families
 from loanops.trainer.search import OBJECTIVES
 from loanops.trainer.synthetic import Shift, generate
@@ -98,3 +108,32 @@ def write_generated(
     with storage.open_binary(location, location.path, "wb") as handle:
         handle.write(buffer.getvalue())
     return output
+
+
+def run_drift(
+    *,
+    predictions: str,
+    model_name: str,
+    version: str | None,
+    since: str | None,
+    until: str | None,
+    hours: float,
+    thresholds: DriftThresholds,
+    s3_endpoint: str | None,
+) -> DriftReport:
+    """Read a window of the prediction log and check it against the reference."""
+    begin, end = parse_window(since, until, hours)
+    records = read_window(predictions, since=begin, until=end, s3_endpoint=s3_endpoint)
+    if version is None:
+        served = Counter(str(r.get("model_version")) for r in records if r.get("model_name"))
+        if not served:
+            # Nothing logged: no version to compare with, and nothing to compare.
+            return check_drift([], ReferenceProfile(0, {}, {}), thresholds, window=(begin, end))
+        version = served.most_common(1)[0][0]
+    loaded = load_model(f"models:/{model_name}/{version}")
+    if loaded.profile is None:
+        raise DataError(f"version {version} of {model_name!r} has no reference profile.")
+    chosen = [r for r in records if str(r.get("model_version")) == version]
+    return check_drift(
+        chosen, loaded.profile, thresholds, model_name=model_name, window=(begin, end)
+    )
