@@ -46,7 +46,7 @@ ReasonsQuery = Annotated[
 ]
 # One validator for a whole batch: pydantic-core checks the list in one call
 # and reports each bad item by its position.
-_BATCH_ADAPTER: TypeAdapter[list[Any]] = TypeAdapter(list[LoanApplication])  # type: ignore[valid-type]
+_BATCH_ADAPTER: TypeAdapter[list[Any]] = TypeAdapter(list[LoanApplication])
 
 
 def record(
@@ -84,7 +84,7 @@ def record(
 
 @router.post("/predict", response_model=Decision, summary="Decide on one application")
 async def create_prediction(
-    application: LoanApplication,  # type: ignore[valid-type]
+    application: LoanApplication,
     request: Request,
     scorer: Annotated[Scorer, Depends(get_scorer)],
     state: Annotated[ServerState, Depends(get_state)],
@@ -147,7 +147,7 @@ def create_batch_prediction(
 
 @router.post("/explain", response_model=ExplainResponse, summary="Explain one decision")
 def create_explanation(
-    application: LoanApplication,  # type: ignore[valid-type]
+    application: LoanApplication,
     scorer: Annotated[Scorer, Depends(get_scorer)],
 ) -> ExplainResponse:
     """Return the SHAP contribution of every input field to P(default)."""

@@ -36,7 +36,7 @@ def _strict_number(integer: bool) -> Any:
 def _field_annotation(schema_field: NumericField | CategoricalField) -> Any:
     if isinstance(schema_field, CategoricalField):
         return Annotated[
-            Literal[schema_field.categories],  # type: ignore[valid-type]
+            Literal[schema_field.categories],
             Field(description=f"{schema_field.label}: {schema_field.describe_range()}."),
         ]
     python_type = int if schema_field.integer else float

@@ -65,8 +65,8 @@ class Scorer:
         if explained.size:
             values, _ = self.explainer.contributions(encoded[explained])
             folded = self.model.encoder.fold(values)
-            for position, row in enumerate(explained):
-                reasons[int(row)] = self._reasons(applications[row], folded, position)
+            for position, row in enumerate(explained.tolist()):
+                reasons[row] = self._reasons(applications[row], folded, position)
 
         return [
             Decision(

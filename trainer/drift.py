@@ -105,7 +105,7 @@ def psi(expected: npt.ArrayLike, actual: npt.ArrayLike) -> float:
 def numeric_psi(profile: NumericProfile, values: npt.ArrayLike) -> float:
     """PSI of ``values`` against a numeric profile's open-ended bins."""
     counts = bin_counts(profile.edges, values)
-    return psi(profile.shares, counts / max(counts.sum(), 1))
+    return psi(profile.shares, counts / max(int(counts.sum()), 1))
 
 
 def _numeric_result(
