@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -45,7 +46,7 @@ TrackingUri = Annotated[
     typer.Option(
         "--tracking-uri",
         envvar=[_env("TRACKING_URI"), "MLFLOW_TRACKING_URI"],
-        help="MLflow tracking server URI (or a local store path).",
+        help="MLflow tracking URI: http(s)://server or sqlite:///path/mlflow.db.",
     ),
 ]
 ModelName = Annotated[
@@ -71,8 +72,13 @@ def configure(
         force=True,
     )
     # MLflow and its HTTP stack are chatty at INFO; their warnings still show.
-    for noisy in ("mlflow", "urllib3", "botocore", "s3fs", "alembic", "hyperopt"):
+    for noisy in ("urllib3", "botocore", "s3fs", "alembic", "hyperopt"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+    # MLflow warns on every model log about choices loanops makes on purpose
+    # (cloudpickle, integer columns in the signature); its errors still show.
+    logging.getLogger("mlflow").setLevel(logging.DEBUG if debug else logging.ERROR)
+    if not debug:
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
 
 
 @app.command()
@@ -84,7 +90,9 @@ def train(
     model_name: ModelName = "loan-approval",
     experiment: Annotated[
         str | None,
-        typer.Option(envvar=_env("EXPERIMENT"), help="MLflow experiment [default: model name]."),
+        typer.Option(
+            envvar=_env("EXPERIMENT"), help="MLflow experiment (default: the model name)."
+        ),
     ] = None,
     families: Annotated[
         str, typer.Option(envvar=_env("FAMILIES"), help="Comma-separated estimator families.")
@@ -148,7 +156,9 @@ def promote(
     model_name: ModelName = "loan-approval",
     version: Annotated[
         str | None,
-        typer.Option(envvar=_env("VERSION"), help="Version to decide on [default: challenger]."),
+        typer.Option(
+            envvar=_env("VERSION"), help="Version to decide on (default: the challenger)."
+        ),
     ] = None,
     metric: Annotated[
         str, typer.Option(envvar=_env("PROMOTION_METRIC"), help="Evaluation metric compared.")
@@ -274,7 +284,7 @@ def generate(
 def quickstart(
     data: Annotated[
         str | None,
-        typer.Option(envvar=_env("DATA"), help="Labelled applications [default: generated]."),
+        typer.Option(envvar=_env("DATA"), help="Labelled applications (default: generated ones)."),
     ] = None,
     home: Annotated[
         Path, typer.Option(envvar=_env("HOME"), help="Folder of the local MLflow store.")
@@ -295,11 +305,18 @@ def quickstart(
         f"Version {result.outcome.version}: eval_roc_auc "
         f"{result.outcome.metrics['eval_roc_auc']:.4f}, {verdict} ({result.decision.reason})."
     )
-    out.print(f"MLflow store: {result.tracking_uri} (browse: mlflow ui --backend-store-uri "
-              f"{result.tracking_uri})")  # fmt: skip
+    out.print(
+        f"MLflow store: {result.tracking_uri} (browse: uv run mlflow ui --backend-store-uri "
+        f"{result.tracking_uri})",
+        soft_wrap=True,
+    )
     if not serve_model:
-        out.print(f"Champion: {result.champion_uri}. Serve it with: loanops serve --model "
-                  f"{result.champion_uri} --tracking-uri {result.tracking_uri}")  # fmt: skip
+        out.print(
+            f"Champion: {result.champion_uri}. Serve it with: uv run loanops serve --model "
+            f"{result.champion_uri} --tracking-uri {result.tracking_uri} "
+            f"--prediction-log {home / 'predictions'}",
+            soft_wrap=True,
+        )
         return
 
     from loanops.server.cli import run_server
@@ -344,14 +361,14 @@ def drift(
     ],
     version: Annotated[
         str | None,
-        typer.Option(envvar=_env("VERSION"), help="Version [default: the one that served most]."),
+        typer.Option(envvar=_env("VERSION"), help="Version (default: the one that served most)."),
     ] = None,
     tracking_uri: TrackingUri = None,
     since: Annotated[
         str | None, typer.Option(envvar=_env("SINCE"), help="Window start, ISO 8601.")
     ] = None,
     until: Annotated[
-        str | None, typer.Option(envvar=_env("UNTIL"), help="Window end, ISO 8601 [now].")
+        str | None, typer.Option(envvar=_env("UNTIL"), help="Window end, ISO 8601 (default: now).")
     ] = None,
     hours: Annotated[
         float, typer.Option(envvar=_env("HOURS"), help="Window length without --since.")
@@ -396,7 +413,7 @@ def drift(
         output.write_text(report.to_json())
     if termination_file is not None:
         termination_file.write_text(report.summary())
-    table = Table(title=f"drift check: {report.summary()}")
+    table = Table(title=f"drift check of {report.title()}")
     for column in ("field", "test", "statistic", "p-value", "PSI", "drifted"):
         table.add_column(column)
     for result in report.fields:

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from loanops import __version__
 from loanops.artifacts import load_model
@@ -77,7 +78,8 @@ def create_app(settings: ServerSettings, *, scorer: Scorer | None = None) -> Fas
             if state.prediction_log is not None:
                 state.prediction_log.close()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs must work where the CDN of Swagger UI is out of reach.
+    app = FastAPIOffline(
         title="loanops prediction server",
         version=__version__,
         summary="Loan decisions from one exact model version, with reasons.",

@@ -140,9 +140,16 @@ def install_handlers(app: FastAPI, *, on_server_error: Any) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def handle_validation(request: Request, error: RequestValidationError) -> JSONResponse:
+        if any(e.get("type") == "json_invalid" for e in error.errors()):
+            reason = next(
+                str(e.get("ctx", {}).get("error", "invalid JSON"))
+                for e in error.errors()
+                if e.get("type") == "json_invalid"
+            )
+            return _respond(
+                request, 400, "bad_request", f"the body is not valid JSON: {reason}", []
+            )
         details = describe_validation_errors(error.errors())
-        if any(d.field == "body" and "JSON" in d.message for d in details):
-            return _respond(request, 400, "bad_request", "the body is not valid JSON", details)
         fields = ", ".join(sorted({d.field for d in details}))
         return _respond(request, 422, "invalid_request", f"invalid field(s): {fields}", details)
 

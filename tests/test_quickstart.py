@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -25,18 +28,17 @@ NUMERIC = (
 )
 CATEGORICAL = ("person_home_ownership", "loan_intent", "cb_person_default_on_file")
 
-# The README's curl example sends exactly this body.
-README_BODY = {
-    "person_age": 37,
-    "person_income": 35000,
-    "person_home_ownership": "RENT",
-    "person_emp_length": 0.0,
-    "loan_intent": "EDUCATION",
-    "loan_amnt": 6000,
-    "loan_percent_income": 0.17,
-    "cb_person_default_on_file": "N",
-    "cb_person_cred_hist_length": 14,
-}
+
+def readme_request(path: str) -> tuple[str, Any]:
+    """Return the URL and JSON body of the README's curl example for ``path``."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for block in text.split("```bash")[1:]:
+        command = block.split("```", 1)[0].replace("\\\n", " ").strip()
+        words = shlex.split(command)
+        if words[0] == "curl" and any(w.split("?")[0].endswith(path) for w in words):
+            url = next(w for w in words if w.startswith("http"))
+            return url, json.loads(words[-1])
+    raise AssertionError(f"the README has no curl example for {path}")
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -107,12 +109,12 @@ def test_generate_command_writes_parquet_with_a_shift(
 def test_quickstart_serves_and_a_second_run_applies_the_policy(
     loanops_command: list[str], tmp_path: Path
 ) -> None:
-    home = tmp_path / "home"
+    home = tmp_path / ".loanops"  # the default --home, relative to the working folder
     port = free_port()
     environment = {**os.environ, "COLUMNS": "200"}
     environment.pop("MLFLOW_TRACKING_URI", None)
     first = subprocess.Popen(
-        [*loanops_command, "quickstart", "--home", str(home), "--port", str(port)],
+        [*loanops_command, "quickstart", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=environment,
@@ -120,8 +122,13 @@ def test_quickstart_serves_and_a_second_run_applies_the_policy(
     )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/readyz", timeout=400, process=first)
-        answer = httpx.post(f"http://127.0.0.1:{port}/predict", json=README_BODY).json()
-        form = httpx.get(f"http://127.0.0.1:{port}/").status_code
+        base = f"http://127.0.0.1:{port}"
+        url, body = readme_request("/predict")
+        answer = httpx.post(url.replace("http://127.0.0.1:8000", base), json=body).json()
+        url, body = readme_request("/predict/batch")
+        batch = httpx.post(url.replace("http://127.0.0.1:8000", base), json=body).json()
+        form = httpx.get(f"{base}/").status_code
+        docs = httpx.get(f"{base}/docs").text
     finally:
         first.send_signal(signal.SIGINT)  # Ctrl-C
         output, _ = first.communicate(timeout=60)
@@ -130,6 +137,9 @@ def test_quickstart_serves_and_a_second_run_applies_the_policy(
     assert answer["model_version"] == "1"
     assert set(answer) >= {"approved", "default_probability", "approval_probability", "reasons"}
     assert form == 200
+    assert batch["count"] == 2
+    assert all(decision["reasons"] for decision in batch["decisions"])
+    assert "cdn.jsdelivr.net" not in docs, "API docs must not need the internet"
     assert "promoted to champion" in printed
     assert f"curl -s -X POST http://127.0.0.1:{port}/predict" in printed
     assert "Traceback" not in printed
@@ -138,10 +148,30 @@ def test_quickstart_serves_and_a_second_run_applies_the_policy(
     assert list((home / "predictions").rglob("*.jsonl.gz")), "the prediction was not shipped"
 
     second = subprocess.run(
-        [*loanops_command, "quickstart", "--home", str(home), "--no-serve"],
+        [*loanops_command, "quickstart", "--no-serve"],
         capture_output=True, text=True, timeout=400, env=environment, cwd=tmp_path,
     )  # fmt: skip
 
     assert second.returncode == 0, second.stderr
     assert "Version 2: eval_roc_auc" in second.stdout
     assert "Champion: models:/loan-approval/" in second.stdout
+
+    # The README's drift command, run from the folder that holds .loanops.
+    drift = subprocess.run(
+        [*loanops_command, "drift", "--predictions", ".loanops/predictions",
+         "--model", "loan-approval", "--tracking-uri", "sqlite:///.loanops/mlflow.db"],
+        capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path,
+    )  # fmt: skip
+
+    assert drift.returncode == 0, drift.stderr
+    assert "insufficient_data: 3 samples" in drift.stdout
+
+
+def readme_commands() -> list[str]:
+    """The shell commands in the README's ``bash`` blocks, joined across lines."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    commands = []
+    for block in text.split("```bash")[1:]:
+        body = block.split("```", 1)[0]
+        commands.append(body.replace("\\\n", " ").strip())
+    return commands

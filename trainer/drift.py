@@ -94,6 +94,11 @@ class DriftReport:
         drifted = ",".join(self.drifted_fields) or "-"
         return f"{self.verdict}: {self.samples} samples; drifted: {drifted}"
 
+    def title(self) -> str:
+        """The summary with the model and versions checked, for people."""
+        versions = ", ".join(self.model_versions) or "none"
+        return f"{self.model_name or 'model'} version(s) {versions}: {self.summary()}"
+
 
 def psi(expected: npt.ArrayLike, actual: npt.ArrayLike) -> float:
     """Population stability index of two share vectors over the same bins."""
