@@ -57,7 +57,7 @@ def main() -> None:
     print(f"chosen               {outcome.family} {outcome.params}")
     print(f"cv_best_score        {outcome.cv_best_score:.4f} ({'roc_auc'})")
     for name, value in outcome.metrics.items():
-        print(f"{name:<20} {value:.4f}")
+        print(f"{name:<24} {value:.6f}")
 
 
 if __name__ == "__main__":

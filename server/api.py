@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
 from loanops.server.dependencies import ServerState, get_scorer, get_state, require_token
@@ -39,8 +39,9 @@ ReasonsQuery = Annotated[
     Query(
         alias="reasons",
         description=(
-            "Which decisions carry reasons: 'declined' (default; the reasons a lender "
-            "states for a decline), 'all', or 'none'. Reasons cost a SHAP pass per row."
+            "Which decisions carry reasons: 'declined' (the reasons a lender states "
+            "for a decline; the default of /predict), 'all', or 'none' (the default "
+            "of /predict/batch). Reasons cost a SHAP pass, about 1 ms, per row."
         ),
     ),
 ]
@@ -82,6 +83,15 @@ def record(
     )
 
 
+def json_response(body: Decision | BatchResponse) -> Response:
+    """Serialise a response model once, in pydantic-core.
+
+    Returning a Response skips FastAPI's second validation of the returned
+    model; the route's ``response_model`` still documents the shape.
+    """
+    return Response(content=body.model_dump_json(), media_type="application/json")
+
+
 @router.post("/predict", response_model=Decision, summary="Decide on one application")
 async def create_prediction(
     application: LoanApplication,
@@ -89,7 +99,7 @@ async def create_prediction(
     scorer: Annotated[Scorer, Depends(get_scorer)],
     state: Annotated[ServerState, Depends(get_state)],
     reasons_for: ReasonsQuery = "declined",
-) -> Decision:
+) -> Response:
     """Score one application: decision, both probabilities, threshold, reasons.
 
     Declared ``async``: scoring one row takes about a millisecond, less than
@@ -98,7 +108,7 @@ async def create_prediction(
     fields = application.model_dump()
     decision = scorer.score([fields], reasons_for=reasons_for)[0]
     record(state, request, [fields], [decision])
-    return decision
+    return json_response(decision)
 
 
 def validate_batch(items: list[dict[str, Any]], max_size: int) -> list[dict[str, Any]]:
@@ -135,14 +145,23 @@ def create_batch_prediction(
     request: Request,
     scorer: Annotated[Scorer, Depends(get_scorer)],
     state: Annotated[ServerState, Depends(get_state)],
-    reasons_for: ReasonsQuery = "declined",
-) -> BatchResponse:
-    """Score up to the configured maximum of applications in one vectorised pass."""
+    reasons_for: ReasonsQuery = "none",
+) -> Response:
+    """Score up to the configured maximum of applications in one vectorised pass.
+
+    Reasons are off by default: a SHAP pass per row would make batch scoring
+    several times slower; ask with ``?reasons=declined`` or ``?reasons=all``.
+    A plain function, run in a worker thread: batches take long enough that
+    the event loop should keep reading other requests meanwhile (measured:
+    50 % more batch throughput than an ``async`` route under 8 connections).
+    """
     applications = validate_batch(batch.applications, state.settings.max_batch_size)
     decisions = scorer.score(applications, reasons_for=reasons_for)
     state.metrics.batch_size.observe(len(applications))
     record(state, request, applications, decisions)
-    return BatchResponse(model_version=scorer.version, count=len(decisions), decisions=decisions)
+    return json_response(
+        BatchResponse(model_version=scorer.version, count=len(decisions), decisions=decisions)
+    )
 
 
 @router.post("/explain", response_model=ExplainResponse, summary="Explain one decision")

@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the server's state and the bearer-token check."""
+"""FastAPI dependencies: the server's state and the bearer-token check.
+
+All are ``async``: FastAPI runs plain functions in a worker thread, a hop that
+costs more than the dependencies themselves on every request.
+"""
 
 from __future__ import annotations
 
@@ -26,23 +30,24 @@ class ServerState:
     problems: list[str] = field(default_factory=list)
 
 
-def get_state(request: Request) -> ServerState:
+async def get_state(request: Request) -> ServerState:
     """Return the application's state."""
     state: ServerState = request.app.state.loanops
     return state
 
 
-def get_scorer(request: Request) -> Scorer:
+async def get_scorer(request: Request) -> Scorer:
     """Return the scorer, or answer 503 while no model is ready."""
-    state = get_state(request)
+    state: ServerState = request.app.state.loanops
     if not state.ready or state.scorer is None:
         raise NotReadyError("no model is loaded yet; retry when /readyz answers 200")
     return state.scorer
 
 
-def require_token(request: Request) -> None:
+async def require_token(request: Request) -> None:
     """Check ``Authorization: Bearer <token>`` when a token is configured."""
-    token = get_state(request).settings.api_token
+    state: ServerState = request.app.state.loanops
+    token = state.settings.api_token
     if token is None:
         return
     header = request.headers.get("authorization", "")

@@ -198,11 +198,14 @@ def test_reasons_parameter_chooses_which_decisions_are_explained(server: Running
     risky = {**APPLICATION, "loan_percent_income": 0.6, "cb_person_default_on_file": "Y"}
     applications = [APPLICATION, risky]
 
-    default = post(server, "/predict/batch", {"applications": applications}).json()["decisions"]
+    batch = post(server, "/predict/batch", {"applications": applications}).json()["decisions"]
+    declined = post(server, "/predict/batch?reasons=declined", {"applications": applications})
     everything = post(server, "/predict/batch?reasons=all", {"applications": applications}).json()
+    single = [post(server, "/predict", application).json() for application in applications]
     nothing = post(server, "/predict?reasons=none", risky).json()
 
-    for decision in default:
+    assert all(decision["reasons"] == [] for decision in batch)
+    for decision in [*declined.json()["decisions"], *single]:
         assert bool(decision["reasons"]) == (not decision["approved"])
     assert all(d["reasons"] for d in everything["decisions"])
     assert nothing["reasons"] == []
