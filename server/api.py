@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
-from loanops.server.dependencies import ServerState, get_scorer, get_state, require_token
+from loanops.server.dependencies import ServerState, get_scorer, get_state
 from loanops.server.errors import InvalidApplicationError, describe_validation_errors, request_id_of
 from loanops.server.schemas import (
     BatchRequest,
@@ -32,7 +32,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 500, 503)
 }
 
-router = APIRouter(dependencies=[Depends(require_token)], responses=ERROR_RESPONSES)
+# The bearer token is checked by RequestContextMiddleware, before the body is read.
+router = APIRouter(responses=ERROR_RESPONSES)
 
 ReasonsQuery = Annotated[
     ReasonsFor,
@@ -111,7 +112,7 @@ async def create_prediction(
     return json_response(decision)
 
 
-def validate_batch(items: list[dict[str, Any]], max_size: int) -> list[dict[str, Any]]:
+def validate_batch(items: list[Any], max_size: int) -> list[dict[str, Any]]:
     """Validate every item; refuse the batch with all bad items' details."""
     if not items:
         raise InvalidApplicationError(

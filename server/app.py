@@ -91,6 +91,9 @@ def create_app(settings: ServerSettings, *, scorer: Scorer | None = None) -> Fas
     app.include_router(probes.router)
     app.include_router(web.router)
     app.add_middleware(
-        RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes
+        RequestContextMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        api_token=settings.api_token,
     )
     return app

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the server's state and the bearer-token check.
+"""FastAPI dependencies: the server's state and its scorer.
 
 All are ``async``: FastAPI runs plain functions in a worker thread, a hop that
 costs more than the dependencies themselves on every request.
@@ -6,12 +6,11 @@ costs more than the dependencies themselves on every request.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass, field
 
 from fastapi import Request
 
-from loanops.server.errors import NotReadyError, UnauthorizedError
+from loanops.server.errors import NotReadyError
 from loanops.server.metrics import ServerMetrics
 from loanops.server.predictions import PredictionLog
 from loanops.server.scoring import Scorer
@@ -42,17 +41,3 @@ async def get_scorer(request: Request) -> Scorer:
     if not state.ready or state.scorer is None:
         raise NotReadyError("no model is loaded yet; retry when /readyz answers 200")
     return state.scorer
-
-
-async def require_token(request: Request) -> None:
-    """Check ``Authorization: Bearer <token>`` when a token is configured."""
-    state: ServerState = request.app.state.loanops
-    token = state.settings.api_token
-    if token is None:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, presented = header.partition(" ")
-    expected = token.get_secret_value().encode()
-    # compare_digest: the time taken must not reveal how much of it matched.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), expected):
-        raise UnauthorizedError("a valid 'Authorization: Bearer <token>' header is required")

@@ -10,7 +10,7 @@ Hierarchy::
 
     APIError                  base, never raised itself
     ├── BadRequestError            400: a request that cannot be read at all
-    ├── UnauthorizedError          401: missing or wrong bearer token
+    ├── (401, missing or wrong bearer token: answered by the middleware)
     ├── PayloadTooLargeError       413: body above the configured size
     ├── InvalidApplicationError    422: fields that break the schema
     └── NotReadyError              503: no model loaded (yet)
@@ -18,6 +18,7 @@ Hierarchy::
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -49,13 +50,6 @@ class BadRequestError(APIError):
 
     status_code = 400
     error = "bad_request"
-
-
-class UnauthorizedError(APIError):
-    """The bearer token is missing or wrong."""
-
-    status_code = 401
-    error = "unauthorized"
 
 
 class PayloadTooLargeError(APIError):
@@ -120,11 +114,28 @@ def describe_validation_errors(
     return details
 
 
+# A request naming thousands of unknown fields gets the first ones, not an
+# answer ten times the size of the question.
+MAX_DETAILS = 50
+
+
+class _AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: a lone surrogate sent in a request (valid
+    JSON, invalid UTF-8) must still be echoed back without failing."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def _respond(request: Request, status: int, error: str, message: str, details: Any) -> JSONResponse:
+    if len(details) > MAX_DETAILS:
+        omitted = len(details) - MAX_DETAILS
+        message = f"{message} (first {MAX_DETAILS} problems listed, {omitted} more)"
+        details = details[:MAX_DETAILS]
     body = ErrorResponse(
         error=error, message=message, request_id=request_id_of(request), details=details
     )
-    return JSONResponse(status_code=status, content=body.model_dump(mode="json"))
+    return _AsciiJSONResponse(status_code=status, content=body.model_dump(mode="json"))
 
 
 def install_handlers(app: FastAPI, *, on_server_error: Any) -> None:
@@ -132,11 +143,7 @@ def install_handlers(app: FastAPI, *, on_server_error: Any) -> None:
 
     @app.exception_handler(APIError)
     async def handle_api_error(request: Request, error: APIError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, UnauthorizedError) else None
-        response = _respond(request, error.status_code, error.error, error.message, error.details)
-        if headers:
-            response.headers.update(headers)
-        return response
+        return _respond(request, error.status_code, error.error, error.message, error.details)
 
     @app.exception_handler(RequestValidationError)
     async def handle_validation(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -150,7 +157,8 @@ def install_handlers(app: FastAPI, *, on_server_error: Any) -> None:
                 request, 400, "bad_request", f"the body is not valid JSON: {reason}", []
             )
         details = describe_validation_errors(error.errors())
-        fields = ", ".join(sorted({d.field for d in details}))
+        names = sorted({d.field for d in details})
+        fields = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
         return _respond(request, 422, "invalid_request", f"invalid field(s): {fields}", details)
 
     @app.exception_handler(StarletteHTTPException)

@@ -22,7 +22,11 @@ def _strict_number(integer: bool) -> Any:
     def check(value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError("must be a JSON number")
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer beyond any float: far out of range
+            raise ValueError("is far too large") from None
+        if not finite:
             raise ValueError("must be a finite number")
         if integer:
             if not float(value).is_integer():
@@ -114,7 +118,7 @@ class Decision(BaseModel):
 class BatchRequest(_StrictBody):
     """Several applications scored in one call."""
 
-    applications: list[dict[str, Any]] = Field(
+    applications: list[Any] = Field(
         description="Applications, each with the nine fields of LoanApplication."
     )
 

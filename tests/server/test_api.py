@@ -210,3 +210,58 @@ def test_reasons_parameter_chooses_which_decisions_are_explained(server: Running
     assert all(d["reasons"] for d in everything["decisions"])
     assert nothing["reasons"] == []
     assert post(server, "/predict?reasons=some", risky).status_code == 422
+
+
+def test_integers_beyond_any_float_are_refused_not_crashed(server: RunningServer) -> None:
+    body = httpx.Request("POST", "/", json=APPLICATION).content.decode()
+    body = body.replace('"person_age":37', '"person_age":1' + "0" * 400)
+    response = httpx.post(
+        f"{server.url}/predict", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["details"][0]["message"].startswith("is far too large")
+
+
+def test_lone_surrogates_are_echoed_safely(server: RunningServer) -> None:
+    body = httpx.Request("POST", "/", json=APPLICATION).content.decode()
+    body = body.replace('"EDUCATION"', '"\\ud800"')
+    response = httpx.post(
+        f"{server.url}/predict", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    assert response.headers["x-request-id"]
+
+
+def test_chunked_oversized_body_gets_413(server: RunningServer) -> None:
+    def chunks() -> Any:
+        yield b'{"applications": ['
+        for _ in range(40):
+            yield b" " * 50_000
+
+    response = httpx.post(
+        f"{server.url}/predict/batch",
+        content=chunks(),
+        headers={"content-type": "application/json"},
+    )
+
+    assert response.status_code == 413
+
+
+def test_thousands_of_unknown_fields_get_a_short_answer(server: RunningServer) -> None:
+    body = {**APPLICATION, **{f"extra_{n}": n for n in range(5000)}}
+
+    response = post(server, "/predict", body)
+
+    assert response.status_code == 422
+    assert len(response.json()["details"]) == 50
+    assert "4950 more" in response.json()["message"]
+    assert len(response.content) < 20_000
+
+
+def test_non_object_batch_items_are_reported_by_index(server: RunningServer) -> None:
+    response = post(server, "/predict/batch", {"applications": [APPLICATION, 1, "x"]})
+
+    assert response.status_code == 422
+    assert sorted({d["index"] for d in response.json()["details"]}) == [1, 2]

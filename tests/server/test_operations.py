@@ -42,11 +42,16 @@ def test_token_guards_prediction_paths_only(
             f"{url}/predict", json=APPLICATION, headers={"Authorization": "Bearer s3cret-token"}
         )
         explain = httpx.post(f"{url}/explain", json=APPLICATION)
+        # The token is checked before the body is read: garbage gets 401 too.
+        garbage = httpx.post(
+            f"{url}/predict", content=b"{bad", headers={"content-type": "application/json"}
+        )
         open_paths = [httpx.get(f"{url}{p}").status_code for p in ("/livez", "/readyz", "/metrics")]
         metrics = httpx.get(f"{url}/metrics").text
 
     assert (anonymous.status_code, wrong.status_code, right.status_code) == (401, 401, 200)
     assert explain.status_code == 401
+    assert garbage.status_code == 401
     assert anonymous.headers["www-authenticate"] == "Bearer"
     assert open_paths == [200, 200, 200]
     assert "s3cret-token" not in metrics
