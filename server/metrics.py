@@ -97,11 +97,16 @@ class ServerMetrics:
     ) -> None:
         """Record decisions as (approved, P(default)) and their applications' fields."""
         with self._lock:
+            approvals = 0
+            total = 0
             for approved, default_probability in decisions:
-                self.predictions.labels(result="approved" if approved else "declined").inc()
                 self.probability.observe(1.0 - default_probability)
                 self.default_probability.observe(default_probability)
                 self._recent.append(approved)
+                approvals += approved
+                total += 1
+            self.predictions.labels(result="approved").inc(approvals)
+            self.predictions.labels(result="declined").inc(total - approvals)
             self.approval_rate.set(sum(self._recent) / len(self._recent))
         for application in applications:
             self.income.observe(float(application["person_income"]))

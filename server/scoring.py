@@ -68,8 +68,10 @@ class Scorer:
             for position, row in enumerate(explained.tolist()):
                 reasons[row] = self._reasons(applications[row], folded, position)
 
+        # model_construct: every value is computed here and already of its
+        # field's type; validating them again costs ~10 µs per decision.
         return [
-            Decision(
+            Decision.model_construct(
                 approved=not declined[row],
                 decision="declined" if declined[row] else "approved",
                 default_probability=float(default[row]),
@@ -94,7 +96,7 @@ class Scorer:
             ((float(values[position]), name) for name, values in folded.items()), reverse=True
         )
         return [
-            Reason(
+            Reason.model_construct(
                 field=name,
                 label=FIELDS_BY_NAME[name].label,
                 value=application[name],
