@@ -8,12 +8,14 @@ request id, and are logged with it and counted.
 
 Hierarchy::
 
-    APIError                  base, never raised itself
-    ├── BadRequestError            400: a request that cannot be read at all
-    ├── (401, missing or wrong bearer token: answered by the middleware)
-    ├── PayloadTooLargeError       413: body above the configured size
-    ├── InvalidApplicationError    422: fields that break the schema
-    └── NotReadyError              503: no model loaded (yet)
+    APIError                     base, never raised itself
+    ├── BadRequestError          400: a request that cannot be read at all
+    ├── PayloadTooLargeError     413: body above the configured size
+    ├── InvalidApplicationError  422: fields that break the schema
+    └── NotReadyError            503: no model loaded (yet)
+
+401 (missing or wrong bearer token) and 413 for bodies refused before they
+are read are answered by :mod:`loanops.server.middleware`, in the same shape.
 """
 
 from __future__ import annotations

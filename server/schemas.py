@@ -66,21 +66,20 @@ LoanApplication: type[BaseModel] = create_model(  # type: ignore[call-overload]
     __doc__="One loan application: the nine applicant fields, nothing else.",
     **{f.name: (_field_annotation(f), ...) for f in FIELDS},
 )
-LoanApplication.model_config["json_schema_extra"] = {
-    "examples": [
-        {
-            "person_age": 37,
-            "person_income": 35000,
-            "person_home_ownership": "RENT",
-            "person_emp_length": 0.0,
-            "loan_intent": "EDUCATION",
-            "loan_amnt": 6000,
-            "loan_percent_income": 0.17,
-            "cb_person_default_on_file": "N",
-            "cb_person_cred_hist_length": 14,
-        }
-    ]
+# The application shown in the OpenAPI docs (and the README): the first row
+# of the S4E10 training data, a repaid loan.
+EXAMPLE_APPLICATION: dict[str, Any] = {
+    "person_age": 37,
+    "person_income": 35000,
+    "person_home_ownership": "RENT",
+    "person_emp_length": 0.0,
+    "loan_intent": "EDUCATION",
+    "loan_amnt": 6000,
+    "loan_percent_income": 0.17,
+    "cb_person_default_on_file": "N",
+    "cb_person_cred_hist_length": 14,
 }
+LoanApplication.model_config["json_schema_extra"] = {"examples": [EXAMPLE_APPLICATION]}
 LoanApplication.model_rebuild(force=True)
 
 

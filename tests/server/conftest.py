@@ -14,20 +14,11 @@ import pytest
 
 from loanops.artifacts import LoadedModel, load_model
 from loanops.model import FAMILIES
+from loanops.server.schemas import EXAMPLE_APPLICATION
 from loanops.trainer.training import TrainingOutcome, train
 from tests.conftest import free_port, small_config, wait_for_http
 
-APPLICATION: dict[str, Any] = {
-    "person_age": 37,
-    "person_income": 35000,
-    "person_home_ownership": "RENT",
-    "person_emp_length": 0.0,
-    "loan_intent": "EDUCATION",
-    "loan_amnt": 6000,
-    "loan_percent_income": 0.17,
-    "cb_person_default_on_file": "N",
-    "cb_person_cred_hist_length": 14,
-}
+APPLICATION: dict[str, Any] = dict(EXAMPLE_APPLICATION)
 
 
 @pytest.fixture(scope="session")
