@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from loanops.errors import LoanopsError, NotSupportedError
+from loanops.errors import ConfigurationError, LoanopsError, NotSupportedError
 
 app = typer.Typer(
     name="loanops",
@@ -120,24 +120,39 @@ def train(
             help="Write the outcome JSON here (a Job's /dev/termination-log).",
         ),
     ] = None,
+    skip_if_data_hash: Annotated[
+        str | None,
+        typer.Option(
+            envvar=_env("SKIP_IF_DATA_HASH"),
+            help="Stop before tuning, with a 'skipped' outcome, if the data hashes to this.",
+        ),
+    ] = None,
 ) -> None:
     """Tune, calibrate, evaluate and register a model version in MLflow."""
     from loanops.trainer.cli import run_training
+    from loanops.trainer.training import TrainingSkipped
 
-    outcome = run_training(
-        data_uri=data,
-        tracking_uri=tracking_uri,
-        model_name=model_name,
-        experiment=experiment,
-        families=families,
-        max_evals=max_evals,
-        cv_folds=cv_folds,
-        objective=objective,
-        seed=seed,
-        threads=threads,
-        s3_endpoint=s3_endpoint,
-        console=console,
-    )
+    try:
+        outcome = run_training(
+            data_uri=data,
+            tracking_uri=tracking_uri,
+            model_name=model_name,
+            experiment=experiment,
+            families=families,
+            max_evals=max_evals,
+            cv_folds=cv_folds,
+            objective=objective,
+            seed=seed,
+            threads=threads,
+            s3_endpoint=s3_endpoint,
+            skip_if_data_hash=skip_if_data_hash,
+            console=console,
+        )
+    except TrainingSkipped as skipped:
+        console.print(f"Training skipped: {skipped.reason}.")
+        if outcome_file is not None:
+            outcome_file.write_text(skipped.to_json())
+        return
     table = Table(title=f"{outcome.model_name} version {outcome.version} ({outcome.family})")
     table.add_column("metric (evaluation split, class 1 = default)")
     table.add_column("value", justify="right")
@@ -385,7 +400,10 @@ def drift(
     ] = None,
     termination_file: Annotated[
         Path | None,
-        typer.Option(envvar=_env("TERMINATION_FILE"), help="Write the one-line summary here."),
+        typer.Option(
+            envvar=_env("TERMINATION_FILE"),
+            help="Write the verdict and per-field PSI as compact JSON here (/dev/termination-log).",
+        ),
     ] = None,
     s3_endpoint: Annotated[
         str | None, typer.Option(envvar=_env("S3_ENDPOINT"), help="S3 endpoint URL override.")
@@ -412,7 +430,7 @@ def drift(
     if output is not None:
         output.write_text(report.to_json())
     if termination_file is not None:
-        termination_file.write_text(report.summary())
+        termination_file.write_text(report.termination_message())
     table = Table(title=f"drift check of {report.title()}")
     for column in ("field", "test", "statistic", "p-value", "PSI", "drifted"):
         table.add_column(column)
@@ -429,13 +447,59 @@ def drift(
 
 
 @app.command("operator")
-def run_operator() -> None:
-    """Run the Kubernetes operator (not available in this release)."""
-    _not_supported("operator")
-
-
-def _not_supported(command: str) -> None:
-    raise NotSupportedError(f"'loanops {command}' is not supported in this release of loanops yet.")
+def run_operator(
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            envvar=_env("OPERATOR_NAMESPACES"),
+            help="Watch only this namespace (repeatable).",
+        ),
+    ] = None,
+    all_namespaces: Annotated[
+        bool,
+        typer.Option(
+            "--all-namespaces", "-A", help="Watch every namespace (the default without -n)."
+        ),
+    ] = False,
+    standalone: Annotated[
+        bool,
+        typer.Option(
+            envvar=_env("OPERATOR_STANDALONE"),
+            help="Run without kopf peering (one replica only).",
+        ),
+    ] = False,
+    liveness: Annotated[
+        str | None,
+        typer.Option(
+            envvar=_env("OPERATOR_LIVENESS"),
+            help="Serve kopf's liveness probe here, e.g. http://0.0.0.0:8081/healthz.",
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar=_env("OPERATOR_METRICS_PORT"), min=0, max=65535, help="Port of /metrics."
+        ),
+    ] = None,
+) -> None:
+    """Run the Kubernetes operator: reconcile LoanModels and DriftPolicies."""
+    try:
+        from loanops.operator.cli import run_operator as run
+    except ImportError as error:
+        raise NotSupportedError(
+            f"the operator needs its dependency group ({error.name} is missing); "
+            "install with `uv sync --group operator`."
+        ) from error
+    if all_namespaces and namespace:
+        raise ConfigurationError("--all-namespaces and --namespace exclude each other.")
+    run(
+        namespaces=list(namespace or []),
+        standalone=standalone,
+        liveness=liveness,
+        metrics_port=metrics_port,
+    )
 
 
 def main() -> None:

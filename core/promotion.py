@@ -147,6 +147,31 @@ def current_version(client: Any, model_name: str, alias: str) -> str | None:
         ) from error
 
 
+def evaluate_version(
+    client: Any, *, model_name: str, version: str, policy: PromotionPolicy
+) -> PromotionDecision:
+    """Apply ``policy`` to ``version`` against the current champion, changing nothing."""
+    candidate = _version_metric(client, model_name, version, policy.metric)
+    champion = current_version(client, model_name, CHAMPION)
+    champion_value = None
+    if champion is not None and champion != version:
+        champion_value = _version_metric(client, model_name, champion, policy.metric)
+    elif champion == version:
+        champion = None
+    return decide(
+        policy,
+        candidate_value=candidate,
+        champion_value=champion_value,
+        champion_version=champion,
+    )
+
+
+def record_decision(client: Any, *, model_name: str, version: str, label: str, reason: str) -> None:
+    """Write a decision and its reason as tags on the version."""
+    client.set_model_version_tag(model_name, version, DECISION_TAG, label)
+    client.set_model_version_tag(model_name, version, REASON_TAG, reason)
+
+
 def promote_version(
     client: Any,
     *,
@@ -168,23 +193,11 @@ def promote_version(
                 f"model {model_name!r} has no {CHALLENGER!r} version to promote; "
                 "train one first or pass --version."
             )
-    candidate = _version_metric(client, model_name, version, policy.metric)
-    champion = current_version(client, model_name, CHAMPION)
-    champion_value = None
-    if champion is not None and champion != version:
-        champion_value = _version_metric(client, model_name, champion, policy.metric)
-    elif champion == version:
-        champion = None
-
-    decision = decide(
-        policy,
-        candidate_value=candidate,
-        champion_value=champion_value,
-        champion_version=champion,
-    )
+    decision = evaluate_version(client, model_name=model_name, version=version, policy=policy)
     label = decision.decision if apply else f"dry-run-{decision.decision}"
-    client.set_model_version_tag(model_name, version, DECISION_TAG, label)
-    client.set_model_version_tag(model_name, version, REASON_TAG, decision.reason)
+    record_decision(
+        client, model_name=model_name, version=version, label=label, reason=decision.reason
+    )
     if apply and decision.promote:
         client.set_registered_model_alias(model_name, CHAMPION, version)
         logger.info("Promoted %s version %s to champion: %s.", model_name, version, decision.reason)

@@ -41,6 +41,7 @@ def run_training(
     seed: int,
     threads: int | None,
     s3_endpoint: str | None,
+    skip_if_data_hash: str | None = None,
     console: Console | None = None,
 ) -> TrainingOutcome:
     """Validate the options of ``loanops train`` and run the training."""
@@ -59,6 +60,7 @@ def run_training(
         objective=objective,
         seed=seed,
         s3_endpoint=s3_endpoint,
+        skip_if_data_hash=skip_if_data_hash,
         **({"threads": threads} if threads else {}),
     )
     return train(config, console=console)

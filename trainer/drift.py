@@ -94,6 +94,22 @@ class DriftReport:
         drifted = ",".join(self.drifted_fields) or "-"
         return f"{self.verdict}: {self.samples} samples; drifted: {drifted}"
 
+    def termination_message(self) -> str:
+        """The verdict, counts and per-field PSI as compact JSON (well under 4 KiB).
+
+        A Job's termination message is how the operator learns the result
+        without reading logs or the full report.
+        """
+        message = {
+            "verdict": self.verdict,
+            "samples": self.samples,
+            "versions": self.model_versions,
+            "drifted": self.drifted_fields,
+            "psi": {result.field: round(result.psi, 4) for result in self.fields},
+            "summary": self.summary(),
+        }
+        return json.dumps(message, separators=(",", ":"))
+
     def title(self) -> str:
         """The summary with the model and versions checked, for people."""
         versions = ", ".join(self.model_versions) or "none"

@@ -59,6 +59,9 @@ class TrainingConfig:
     threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     s3_endpoint: str | None = None
     min_rows: int = 200
+    # Stop before tuning when the validated data hashes to this (a retraining
+    # asked for on data that has not changed since the champion).
+    skip_if_data_hash: str | None = None
 
 
 @dataclass(slots=True)
@@ -81,6 +84,23 @@ class TrainingOutcome:
     def to_json(self) -> str:
         """Serialise the outcome as compact JSON."""
         return json.dumps(asdict(self), separators=(",", ":"), default=str)
+
+
+class TrainingSkipped(Exception):  # noqa: N818 - an outcome, not an error
+    """The data is unchanged: nothing was trained or registered."""
+
+    def __init__(self, data_hash: str, rows: int) -> None:
+        self.data_hash = data_hash
+        self.reason = (
+            f"the training data ({rows} rows, content hash {data_hash[:12]}) is unchanged "
+            "since the champion was trained"
+        )
+        super().__init__(self.reason)
+
+    def to_json(self) -> str:
+        """The skipped outcome, written where a TrainingOutcome would be."""
+        message = {"skipped": True, "data_hash": self.data_hash, "reason": self.reason}
+        return json.dumps(message, separators=(",", ":"))
 
 
 def fit_calibrator(
@@ -127,6 +147,8 @@ def train(config: TrainingConfig, *, console: Console | None = None) -> Training
     dataset = load_dataset(
         config.data_uri, s3_endpoint=config.s3_endpoint, min_rows=config.min_rows
     )
+    if config.skip_if_data_hash and config.skip_if_data_hash == dataset.content_hash:
+        raise TrainingSkipped(dataset.content_hash, len(dataset.frame))
     splits = split(dataset.frame, seed=config.seed)
     encoder = ApplicationEncoder()
 

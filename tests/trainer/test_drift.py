@@ -126,7 +126,7 @@ def test_drift_command_reads_server_chunks_from_s3(
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
-        return result, json.loads(output.read_text()), summary.read_text()
+        return result, json.loads(output.read_text()), json.loads(summary.read_text())
 
     _, steady, steady_summary = drift("steady")
     _, shifted, shifted_summary = drift("shifted")
@@ -134,10 +134,17 @@ def test_drift_command_reads_server_chunks_from_s3(
     assert steady["samples"] == 1000
     assert steady["verdict"] == "no_drift", steady["drifted_fields"]
     assert steady["model_versions"] == [trained.version]
-    assert steady_summary == "no_drift: 1000 samples; drifted: -"
+    # The termination message the operator reads: verdict, counts and PSI per field.
+    assert steady_summary["verdict"] == "no_drift"
+    assert steady_summary["samples"] == 1000
+    assert steady_summary["versions"] == [trained.version]
+    assert steady_summary["summary"] == "no_drift: 1000 samples; drifted: -"
+    assert set(steady_summary["psi"]) == {r["field"] for r in steady["fields"]}
     assert shifted["verdict"] == "drift"
     assert "person_income" in shifted["drifted_fields"]
-    assert shifted_summary.startswith("drift: 1000 samples; drifted: ")
+    assert shifted_summary["summary"].startswith("drift: 1000 samples; drifted: ")
+    assert "person_income" in shifted_summary["drifted"]
+    assert shifted_summary["psi"]["person_income"] >= 0.2
     for result in shifted["fields"]:
         assert {"field", "psi", "test", "statistic", "p_value", "drifted"} <= set(result)
 
