@@ -13,6 +13,14 @@ rows per second, p50 and p99 latency, the ratios between the servers, and the
 in-process single-row scoring time. The servers and the load generator share
 this machine's cores, so compare figures of one run, not across runs.
 
+The comparison is kept fair: each server is one process with one worker, its
+estimator predicts on one thread (``OMP_THREAD_LIMIT=1``: the version's
+XGBoost model was fitted with ``n_jobs`` set to every core, which
+``loanops serve`` overrides and ``mlflow models serve`` would keep; two
+threads per prediction on two cores shared with the load generator made
+MLflow several times slower), none writes an access log, each is warmed up
+on the load it is then measured on, and both get the same applications.
+
 Usage::
 
     uv run python bench/serve.py [--seconds 15] [--connections 8]
@@ -124,11 +132,16 @@ def main() -> None:
     # mlflow models serve starts uvicorn by name: the venv must be on PATH.
     path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": tracking}
+    # Run in workdir: MLflow puts a SQLite store's artifacts under ./mlruns,
+    # which is then removed with the rest of the run.
     subprocess.run(
         [BIN / "loanops", "train", "--data", str(DATA / "s4e10_train.csv"),
          "--families", "xgboost", "--max-evals", "4", "--model-name", "bench-serve"],
-        env=env, check=True, capture_output=True,
+        env=env, check=True, capture_output=True, cwd=workdir,
     )  # fmt: skip
+    # Servers only: training above used every core, as it does in production.
+    # uvicorn reads UVICORN_* variables; loanops serve already logs no access.
+    server_env = {**env, "OMP_THREAD_LIMIT": "1", "UVICORN_ACCESS_LOG": "false"}
     model = "models:/bench-serve/1"
 
     requests = pd.read_csv(DATA / "s4e10_test.csv")
@@ -174,23 +187,30 @@ def main() -> None:
     results: dict[str, dict[str, dict[str, float]]] = {}
     for name, (command, ready, single_load, batch_load) in servers.items():
         process = subprocess.Popen(
-            [str(c) for c in command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [str(c) for c in command],
+            env=server_env,
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             wait_ready(ready, process)
             options = {"seconds": arguments.seconds, "connections": arguments.connections}
-            run_wrk(*single_load, seconds=2, connections=2)  # warm-up
+            warm_up = {"seconds": 2, "connections": arguments.connections}
+            run_wrk(*single_load, **warm_up)
             results[name] = {"single": run_wrk(*single_load, **options)}
             if batch_load is not None:
+                run_wrk(*batch_load, **warm_up)
                 results[name]["batch100"] = run_wrk(*batch_load, **options)
         finally:
             process.terminate()
             process.wait(timeout=60)
 
     print(
-        f"load: wrk, 1 thread, {arguments.connections} connections, {arguments.seconds} s each; "
-        "single rows cycle through 100 applications of s4e10_test.csv; /predict gives reasons "
-        "for declined ones, /predict/batch none (its default)"
+        f"load: wrk, 1 thread, {arguments.connections} connections, {arguments.seconds} s each "
+        "after a 2 s warm-up; single rows cycle through 100 applications of s4e10_test.csv; "
+        "/predict gives reasons for declined ones, /predict/batch none (its default); "
+        "every server: 1 process, 1 worker, 1 estimator thread, no access log"
     )
     print(f"{'server':<10}{'load':<10}{'req/s':>10}{'rows/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
           f"{'p99/p50':>9}{'errors':>8}")  # fmt: skip

@@ -59,7 +59,9 @@ def record(
 ) -> None:
     """Count the decisions in the metrics and append them to the prediction log."""
     state.metrics.observe_decisions(
-        ((d.approved, d.default_probability) for d in decisions), applications
+        approved=[d.approved for d in decisions],
+        default_probability=[d.default_probability for d in decisions],
+        applications=applications,
     )
     if state.prediction_log is None:
         return

@@ -19,7 +19,6 @@ start-up, segments left in the spool by an earlier process are shipped first.
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import os
 import socket
@@ -29,6 +28,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+
+from pydantic_core import to_json
 
 from loanops import storage
 from loanops.server.settings import PredictionLogSettings
@@ -51,7 +52,7 @@ class PredictionLog:
         self.spool.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._sequence = 0
-        self._segment: IO[str] | None = None
+        self._segment: IO[bytes] | None = None
         self._segment_path: Path | None = None
         self._segment_records = 0
         self._segment_opened = 0.0
@@ -65,25 +66,29 @@ class PredictionLog:
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Append records to the open segment; they are on disk on return."""
-        lines = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
+        # pydantic-core writes compact JSON (no spaces, shortest round-trip
+        # floats, UTF-8) about ten times faster than the json module; any JSON
+        # reader gets the same values back.
+        encoded = [to_json(record) for record in records]
+        lines = b"\n".join(encoded) + b"\n" if encoded else b""
         with self._lock:
             segment = self._open_segment()
             segment.write(lines)
             # Flushed to the OS before the request is answered: a crash of the
             # process loses nothing acknowledged (a crash of the machine may).
             segment.flush()
-            self._segment_records += lines.count("\n")
+            self._segment_records += len(encoded)
             full = self._segment_records >= self.settings.max_records
         if full:
             self.rotate()
 
-    def _open_segment(self) -> IO[str]:
+    def _open_segment(self) -> IO[bytes]:
         if self._segment is None:
             self._sequence += 1
             day = datetime.now(UTC).strftime("%Y-%m-%d")
             name = f"{day}_{self.writer_id}-{self._sequence:06d}{SEGMENT_SUFFIX}"
             self._segment_path = self.spool / name
-            self._segment = self._segment_path.open("x", encoding="utf-8")
+            self._segment = self._segment_path.open("xb")
             self._segment_records = 0
             self._segment_opened = time.monotonic()
         return self._segment
