@@ -203,7 +203,12 @@ class DriftPolicyReconciler:
         finished = [job for job in jobs if job_state(job)[0] != "Running"]
         if not finished:
             return None
-        newest = max(finished, key=lambda j: j["metadata"].get("creationTimestamp") or "")
+        # CronJob Jobs are named after their scheduled minute: the name breaks
+        # ties between Jobs created within the same second.
+        newest = max(
+            finished,
+            key=lambda j: (j["metadata"].get("creationTimestamp") or "", j["metadata"]["name"]),
+        )
         pods = await self.kube.list(POD, namespace, {"job-name": newest["metadata"]["name"]})
         return read_check(newest, pods)
 

@@ -181,7 +181,8 @@ class Cluster:
         return await self.kube.list(kind, NAMESPACE, labels or None)
 
     async def jobs(self, owner: str) -> list[dict[str, Any]]:
-        return await self.kube.list(JOB, NAMESPACE, {"loanops.io/loanmodel": owner})
+        labels = {"loanops.io/loanmodel": owner, "app.kubernetes.io/name": "loanops-trainer"}
+        return await self.kube.list(JOB, NAMESPACE, labels)
 
     async def events(self, reason: str | None = None) -> list[dict[str, Any]]:
         items = (await self.kube.call("GET", f"/api/v1/namespaces/{NAMESPACE}/events"))["items"]
@@ -424,7 +425,7 @@ def outcome_message(outcome: TrainingOutcome) -> str:
     return outcome.to_json()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def crds() -> Iterator[dict[str, dict[str, Any]]]:
     root = Path(__file__).resolve().parents[2] / "crds"
     return {
