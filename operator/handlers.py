@@ -90,7 +90,9 @@ class Controller:
             timer.cancel()
 
     def request(self, kind: str, namespace: str, name: str) -> None:
-        """Ask for a pass soon, without waiting for it (from other reconcilers)."""
+        """Ask for a pass soon, without waiting for it."""
+        if (kind, namespace, name) in self._queued:
+            return
         task = asyncio.get_running_loop().create_task(self.reconcile(kind, namespace, name))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -184,6 +186,9 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         settings.posting.enabled = False
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
+        # MLflow's client takes seconds to import; pay for it before the first
+        # LoanModel, not in the middle of its first pass.
+        await asyncio.to_thread(controller.loanmodels.registry.warm_up)
         resync.append(asyncio.get_running_loop().create_task(controller.resync_forever()))
         if controller.settings.metrics_port:
             controller.metrics.serve(controller.settings.metrics_port)
@@ -206,7 +211,9 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
                 controller.forget(kind, namespace, name)
                 return
             controller.remember(kind, namespace, name)
-            await controller.reconcile(kind, namespace, name)
+            # Queued, not awaited: kopf's per-object handler returns at once
+            # and a burst of events folds into one pending pass.
+            controller.request(kind, namespace, name)
 
         return handler
 
@@ -221,9 +228,9 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         if namespace is None:
             return
         if DRIFTPOLICY_LABEL in labels:
-            await controller.reconcile("DriftPolicy", namespace, labels[DRIFTPOLICY_LABEL])
+            controller.request("DriftPolicy", namespace, labels[DRIFTPOLICY_LABEL])
         elif LOANMODEL_LABEL in labels:
-            await controller.reconcile("LoanModel", namespace, labels[LOANMODEL_LABEL])
+            controller.request("LoanModel", namespace, labels[LOANMODEL_LABEL])
 
     for group, version, plural in (
         ("batch", "v1", "jobs"),

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import kubernetes
 
+from loanops.errors import ConfigurationError
 from loanops.operator.resources import DRIFTPOLICIES, GROUP, LOANMODELS, VERSION
 
 logger = logging.getLogger(__name__)
@@ -70,15 +72,32 @@ def load_configuration() -> None:
     """Configure the client from inside a pod, else from the kubeconfig."""
     try:
         kubernetes.config.load_incluster_config()
+        return
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
+        pass
+    # $KUBECONFIG is read here, not when the client was imported.
+    path = os.environ.get("KUBECONFIG") or None
+    try:
+        kubernetes.config.load_kube_config(config_file=path)
+    except (kubernetes.config.ConfigException, OSError) as error:
+        where = path or "~/.kube/config"
+        raise ConfigurationError(
+            f"no Kubernetes API to talk to: not inside a pod, and the kubeconfig at {where} "
+            f"is unusable ({error}); set KUBECONFIG or run the operator in the cluster."
+        ) from error
 
 
 class Kube:
     """JSON in, JSON out, over the client's configured connection."""
 
-    def __init__(self, api_client: kubernetes.client.ApiClient | None = None) -> None:
+    def __init__(
+        self,
+        api_client: kubernetes.client.ApiClient | None = None,
+        *,
+        request_timeout: float = 30.0,
+    ) -> None:
         self.api = api_client if api_client is not None else kubernetes.client.ApiClient()
+        self.request_timeout = request_timeout
 
     def _call(
         self,
@@ -99,7 +118,7 @@ class Kube:
                 body=body,
                 auth_settings=["BearerToken"],
                 _preload_content=False,
-                _request_timeout=30,
+                _request_timeout=self.request_timeout,
             )
         except kubernetes.client.ApiException as error:
             raise KubeError(

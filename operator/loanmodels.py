@@ -313,7 +313,12 @@ class LoanModelReconciler:
                 )
 
         if last.get("outcome") == "Running":
-            await self._watch_job(body, spec, last, result)
+            registered = await self._watch_job(body, spec, last, result)
+            if registered is not None:
+                status["challenger"] = {
+                    "version": registered.version,
+                    "metrics": registered.metrics,
+                }
 
         outcome = last.get("outcome")
         if outcome == "Running":
@@ -337,7 +342,8 @@ class LoanModelReconciler:
 
     async def _watch_job(
         self, body: dict[str, Any], spec: LoanModelSpec, last: dict[str, Any], result: Pass
-    ) -> None:
+    ) -> VersionInfo | None:
+        """Record a finished Job in ``last``; return the version it registered, if any."""
         namespace = body["metadata"]["namespace"]
         job = await self.kube.get(JOB, namespace, last["job"])
         if job is None:
@@ -345,10 +351,10 @@ class LoanModelReconciler:
                 last, "Failed", "TrainingFailed", f"Job {last['job']} vanished before it finished."
             )
             await self.events.emit(body, "Warning", "TrainingFailed", last["message"])
-            return
+            return None
         state, job_message = job_state(job)
         if state == "Running":
-            return
+            return None
         job_status = job.get("status", {})
         pods = await self.kube.list(POD, namespace, {"job-name": last["job"]})
         message, _ = termination_message(pods, "trainer")
@@ -362,7 +368,7 @@ class LoanModelReconciler:
             self.metrics.trainings.labels("failed").inc()
             self.metrics.training_duration.labels("failed").observe(seconds)
             await self.events.emit(body, "Warning", "TrainingFailed", text)
-            return
+            return None
 
         try:
             outcome = parse_outcome(message)
@@ -370,13 +376,13 @@ class LoanModelReconciler:
             text = f"Job {last['job']} succeeded but {error}."
             self._finish(last, "Failed", "OutcomeUnreadable", text, job_status)
             await self.events.emit(body, "Warning", "OutcomeUnreadable", text)
-            return
+            return None
         if outcome.get("skipped"):
             text = str(outcome.get("reason") or "the training data is unchanged")
             self._finish(last, "Skipped", "TrainingSkipped", text, job_status)
             last["dataHash"] = outcome.get("data_hash")
             await self.events.emit(body, "Normal", "RetrainSkipped", text)
-            return
+            return None
         try:
             info = await self.registry.verify(
                 spec.mlflow.tracking_uri, spec.mlflow.model_name, outcome
@@ -385,7 +391,7 @@ class LoanModelReconciler:
             text = f"Job {last['job']} reported version {outcome['version']}, but {error}."
             self._finish(last, "Failed", "VerificationFailed", text, job_status)
             await self.events.emit(body, "Warning", "VerificationFailed", text)
-            return
+            return None
         metric = spec.promotion.metric
         score = info.score(metric)
         text = f"Job {last['job']} registered version {info.version}"
@@ -397,6 +403,7 @@ class LoanModelReconciler:
         self.metrics.trainings.labels("succeeded").inc()
         self.metrics.training_duration.labels("succeeded").observe(seconds)
         await self.events.emit(body, "Normal", "TrainingSucceeded", text + ".")
+        return info
 
     @staticmethod
     def _duration(job_status: dict[str, Any], last: dict[str, Any]) -> float:

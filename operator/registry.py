@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,8 +62,17 @@ def _not_found(error: BaseException) -> bool:
 class ModelRegistry:
     """One MLflow client per tracking URI, called off the event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, champion_ttl_seconds: float = 10.0) -> None:
         self._clients: dict[str, Any] = {}
+        # Every pass asks who the champion is; within this many seconds the
+        # last answer stands (the operator's own promotions update it at once).
+        self._champion_ttl = champion_ttl_seconds
+        self._champions: dict[tuple[str, str], tuple[float, VersionInfo | None]] = {}
+
+    @staticmethod
+    def warm_up() -> None:
+        """Import the MLflow client ahead of the first call."""
+        from mlflow.tracking import MlflowClient  # noqa: F401
 
     def _client(self, tracking_uri: str) -> Any:
         if tracking_uri not in self._clients:
@@ -109,6 +119,10 @@ class ModelRegistry:
 
     async def champion(self, tracking_uri: str, model_name: str) -> VersionInfo | None:
         """The version the champion alias points at, or None."""
+        key = (tracking_uri, model_name)
+        cached = self._champions.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self._champion_ttl:
+            return cached[1]
 
         def lookup(client: Any) -> VersionInfo | None:
             try:
@@ -121,6 +135,7 @@ class ModelRegistry:
             return None if version is None else self._info(client, model_name, version)
 
         result: VersionInfo | None = await self._run(tracking_uri, lookup)
+        self._champions[key] = (time.monotonic(), result)
         return result
 
     async def verify(
@@ -180,3 +195,4 @@ class ModelRegistry:
             tracking_uri,
             lambda client: client.set_registered_model_alias(model_name, CHAMPION, version),
         )
+        self._champions.pop((tracking_uri, model_name), None)

@@ -383,9 +383,18 @@ class RunningOperator:
         load_configuration()
         self.controller = Controller(self.settings, Kube(), metrics=self.metrics)
         self.stop_flag = asyncio.Event()
+        registry = build_registry(self.controller)
+
+        @kopf.on.startup(registry=registry)
+        def stop_quickly(settings: kopf.OperatorSettings, **_: Any) -> None:
+            # Per-object workers linger for seconds after the last event by
+            # default; a test's operator stops as soon as it is told to.
+            settings.batching.idle_timeout = 0.5
+            settings.batching.exit_timeout = 0.5
+
         self.task = asyncio.get_running_loop().create_task(
             kopf.operator(
-                registry=build_registry(self.controller),
+                registry=registry,
                 standalone=True,
                 clusterwide=True,
                 stop_flag=self.stop_flag,
@@ -397,8 +406,11 @@ class RunningOperator:
         if self.task is None or self.stop_flag is None:
             return
         self.stop_flag.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(self.task, timeout=15)
+        # kopf gives every task started after its own startup 5 s to finish;
+        # here those include the emulator's watch streams, which never do. A
+        # cancellation after a short grace ends them at once.
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(self.task, timeout=1.0)
         self.task = None
 
 
@@ -417,7 +429,8 @@ async def operator(
 @pytest_asyncio.fixture
 async def cluster(kubeconfig: Path, kmock: Any) -> Cluster:
     load_configuration()
-    return Cluster(Kube(), kmock)
+    # Short: a request the emulator leaves hanging is retried soon by the client.
+    return Cluster(Kube(request_timeout=3.0), kmock)
 
 
 def outcome_message(outcome: TrainingOutcome) -> str:

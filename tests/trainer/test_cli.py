@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 
 def run(command: list[str], *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -51,6 +53,23 @@ def test_train_and_promote_from_the_command_line(
 
     assert promoted.returncode == 0, promoted.stderr
     assert "promoted to champion" in promoted.stdout
+
+    # A retraining on data the champion was trained on stops before tuning
+    # and says so in the outcome, registering nothing.
+    data_hash = json.loads(outcome_file.read_text())["data_hash"]
+    skipped = run(
+        loanops_command, "train", "--data", str(synthetic_csv), "--model-name", "cli-model",
+        "--skip-if-data-hash", data_hash, "--outcome-file", str(outcome_file),
+        LOANOPS_TRACKING_URI=mlflow_server,
+    )  # fmt: skip
+    assert skipped.returncode == 0, skipped.stderr
+    assert "Training skipped" in skipped.stdout + skipped.stderr
+    outcome = json.loads(outcome_file.read_text())
+    assert outcome["skipped"] is True
+    assert outcome["data_hash"] == data_hash
+    assert "unchanged since the champion" in outcome["reason"]
+    versions = MlflowClient(mlflow_server).search_model_versions("name='cli-model'")
+    assert [v.version for v in versions] == ["1"]
 
 
 @pytest.mark.parametrize(
