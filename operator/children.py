@@ -109,6 +109,52 @@ def _with_hash(manifest: dict[str, Any], hashed: Any) -> dict[str, Any]:
     return manifest
 
 
+def _batch_container(
+    name: str, image: str, args: list[str], env: list[dict[str, Any]], resources: dict[str, Any]
+) -> dict[str, Any]:
+    """A run-to-completion container: scratch /tmp, its outcome as termination message."""
+    return {
+        "name": name,
+        "image": image,
+        "args": args,
+        "env": env,
+        "workingDir": "/tmp",
+        "resources": copy.deepcopy(resources),
+        "securityContext": _container_security(),
+        # A crash before the outcome is written still leaves its last log
+        # lines as the message the operator reports.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
+    }
+
+
+def _job_spec(
+    labels: dict[str, str],
+    container: dict[str, Any],
+    *,
+    backoff_limit: int,
+    deadline_seconds: int,
+    ttl_seconds: int,
+) -> dict[str, Any]:
+    """A Job spec whose pod has no API token and runs ``container`` once."""
+    return {
+        "backoffLimit": backoff_limit,
+        "activeDeadlineSeconds": deadline_seconds,
+        "ttlSecondsAfterFinished": ttl_seconds,
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "securityContext": _pod_security(),
+                "containers": [container],
+                "volumes": [{"name": "scratch", "emptyDir": {}}],
+            },
+        },
+    }
+
+
 def training_job(
     owner: dict[str, Any],
     spec: LoanModelSpec,
@@ -147,23 +193,18 @@ def training_job(
     ]
     if skip_if_data_hash:
         args += ["--skip-if-data-hash", skip_if_data_hash]
-    container = {
-        "name": "trainer",
-        "image": training.image or settings.trainer_image,
-        "args": args,
-        "env": [
-            *_mlflow_env(spec.mlflow.tracking_uri, spec.mlflow.credentials_secret),
-            *_s3_env(spec.data.credentials_secret, spec.data.s3_endpoint),
-            *_scratch_env(),
-        ],
-        "workingDir": "/tmp",
-        "resources": copy.deepcopy(training.resources or settings.training_resources),
-        "securityContext": _container_security(),
-        # A crash before the outcome is written still leaves its last log
-        # lines as the message the operator reports.
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
-    }
+    env = [
+        *_mlflow_env(spec.mlflow.tracking_uri, spec.mlflow.credentials_secret),
+        *_s3_env(spec.data.credentials_secret, spec.data.s3_endpoint),
+        *_scratch_env(),
+    ]
+    container = _batch_container(
+        "trainer",
+        training.image or settings.trainer_image,
+        args,
+        env,
+        training.resources or settings.training_resources,
+    )
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -174,22 +215,13 @@ def training_job(
             "annotations": {REQUEST_REASON_ANNOTATION: reason},
             "ownerReferences": [owner_reference(owner)],
         },
-        "spec": {
-            "backoffLimit": training.backoff_limit,
-            "activeDeadlineSeconds": training.deadline_seconds,
-            "ttlSecondsAfterFinished": settings.job_ttl_seconds,
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": _pod_security(),
-                    "containers": [container],
-                    "volumes": [{"name": "scratch", "emptyDir": {}}],
-                },
-            },
-        },
+        "spec": _job_spec(
+            labels,
+            container,
+            backoff_limit=training.backoff_limit,
+            deadline_seconds=training.deadline_seconds,
+            ttl_seconds=settings.job_ttl_seconds,
+        ),
     }
 
 
@@ -357,17 +389,13 @@ def drift_cronjob(
         *_s3_env(log.credentials_secret, log.s3_endpoint),
         *_scratch_env(),
     ]
-    container = {
-        "name": "drift",
-        "image": spec.image or settings.trainer_image,
-        "args": args,
-        "env": env,
-        "workingDir": "/tmp",
-        "resources": copy.deepcopy(spec.resources or settings.drift_resources),
-        "securityContext": _container_security(),
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
-    }
+    container = _batch_container(
+        "drift",
+        spec.image or settings.trainer_image,
+        args,
+        env,
+        spec.resources or settings.drift_resources,
+    )
     manifest = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -386,23 +414,14 @@ def drift_cronjob(
             "failedJobsHistoryLimit": 3,
             "jobTemplate": {
                 "metadata": {"labels": labels},
-                "spec": {
-                    # A failed check is reported, not retried: the next run comes anyway.
-                    "backoffLimit": 0,
-                    "activeDeadlineSeconds": 1800,
-                    "ttlSecondsAfterFinished": settings.job_ttl_seconds,
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "automountServiceAccountToken": False,
-                            "enableServiceLinks": False,
-                            "securityContext": _pod_security(),
-                            "containers": [container],
-                            "volumes": [{"name": "scratch", "emptyDir": {}}],
-                        },
-                    },
-                },
+                # A failed check is reported, not retried: the next run comes anyway.
+                "spec": _job_spec(
+                    labels,
+                    container,
+                    backoff_limit=0,
+                    deadline_seconds=1800,
+                    ttl_seconds=settings.job_ttl_seconds,
+                ),
             },
         },
     }

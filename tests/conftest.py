@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from loanops.trainer.synthetic import generate
-from loanops.trainer.training import TrainingConfig
+from loanops.trainer.training import TrainingConfig, TrainingOutcome
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REAL_TRAIN_CSV = SHARED_DATA / "s4e10_train.csv"
@@ -179,3 +179,41 @@ def small_config(data_uri: str, model_name: str, **overrides: object) -> Trainin
     }
     settings.update(overrides)
     return TrainingConfig(**settings)  # type: ignore[arg-type]
+
+
+def ship_predictions(
+    outcome: TrainingOutcome,
+    frame: pd.DataFrame,
+    *,
+    uri: str,
+    spool_dir: Path,
+    max_records: int,
+) -> None:
+    """Score ``frame`` with ``outcome``'s version and ship it as the server logs it.
+
+    The records go through the server's own prediction logger, so drift checks
+    read exactly what a serving replica would have written.
+    """
+    from loanops.artifacts import load_model
+    from loanops.schema import FEATURE_NAMES, schema_dtypes
+    from loanops.server.predictions import PredictionLog
+    from loanops.server.settings import PredictionLogSettings
+
+    loaded = load_model(f"models:/{outcome.model_name}/{outcome.version}")
+    log = PredictionLog(
+        PredictionLogSettings(uri=uri, spool_dir=spool_dir, max_records=max_records)
+    )
+    log.start()
+    probability = loaded.model.default_probability(frame)
+    rows = frame.loc[:, list(FEATURE_NAMES)].astype(schema_dtypes()).to_dict("records")
+    log.append(
+        {
+            "time": time.time(),
+            "model_name": outcome.model_name,
+            "model_version": outcome.version,
+            "inputs": row,
+            "default_probability": float(p),
+        }
+        for row, p in zip(rows, probability, strict=True)
+    )
+    log.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import subprocess
-import time
 import uuid
 from typing import Any
 
@@ -17,16 +16,13 @@ import pandas as pd
 import pytest
 import s3fs
 
-from loanops.artifacts import load_model
 from loanops.operator.children import drift_cronjob_name
 from loanops.operator.conditions import now_iso
 from loanops.operator.kube import CRONJOB, DRIFTPOLICY
 from loanops.operator.resources import RETRAIN_ANNOTATION
-from loanops.schema import FEATURE_NAMES, schema_dtypes
-from loanops.server.predictions import PredictionLog
-from loanops.server.settings import PredictionLogSettings
 from loanops.trainer.synthetic import Shift, generate
 from loanops.trainer.training import TrainingOutcome, TrainingSkipped
+from tests.conftest import ship_predictions
 from tests.operator.conftest import (
     LOANMODEL,
     NAMESPACE,
@@ -52,30 +48,14 @@ def check_messages(
 ) -> dict[str, str]:
     """Termination messages of real drift checks: steady, shifted and empty windows."""
     good = source_versions["good"]
-    loaded = load_model(f"models:/{good.model_name}/{good.version}")
     bucket = f"drift-{uuid.uuid4().hex[:8]}"
     s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint}).mkdir(bucket)
     root = tmp_path_factory.mktemp("checks")
 
     def ship(frame: pd.DataFrame, prefix: str) -> None:
-        settings = PredictionLogSettings(
-            uri=f"s3://{bucket}/{prefix}", spool_dir=root / prefix, max_records=500
+        ship_predictions(
+            good, frame, uri=f"s3://{bucket}/{prefix}", spool_dir=root / prefix, max_records=500
         )
-        log = PredictionLog(settings)
-        log.start()
-        probability = loaded.model.default_probability(frame)
-        rows = frame.loc[:, list(FEATURE_NAMES)].astype(schema_dtypes()).to_dict("records")
-        log.append(
-            {
-                "time": time.time(),
-                "model_name": good.model_name,
-                "model_version": good.version,
-                "inputs": row,
-                "default_probability": float(p),
-            }
-            for row, p in zip(rows, probability, strict=True)
-        )
-        log.close()
 
     ship(generate(1000, seed=31), "steady")
     ship(generate(1000, seed=32, shift=Shift(scale={"person_income": 0.6})), "shifted")
@@ -110,6 +90,12 @@ async def ready_model(cluster: Cluster, registry: Registry) -> None:
     spec = loanmodel_spec(registry, serving={"replicas": 1, "predictionLog": {"uri": LOG_URI}})
     await cluster.apply("LoanModel", "credit", spec)
     await train_to_ready(cluster, registry, "credit", "good")
+
+
+async def start_policy(cluster: Cluster, **overrides: Any) -> None:
+    """Apply the DriftPolicy and wait for the operator to schedule its CronJob."""
+    await cluster.apply("DriftPolicy", "credit-drift", policy_spec(**overrides))
+    await cluster.wait_for(lambda: cluster.find(CRONJOB, "credit-drift-drift"), "the CronJob")
 
 
 async def run_check(cluster: Cluster, message: str, *, succeeded: bool = True) -> str:
@@ -199,8 +185,7 @@ async def test_drift_requests_one_retraining_and_unchanged_data_skips_it(
 ) -> None:
     await ready_model(cluster, registry)
     champion_hash = (await cluster.get(LOANMODEL, "credit"))["status"]["champion"]["dataHash"]
-    await cluster.apply("DriftPolicy", "credit-drift", policy_spec())
-    await cluster.wait_for(lambda: cluster.find(CRONJOB, "credit-drift-drift"), "the CronJob")
+    await start_policy(cluster)
 
     first = await run_check(cluster, check_messages["drift"])
     status = await last_check(cluster, first)
@@ -253,8 +238,7 @@ async def test_no_drift_and_insufficient_data_request_nothing(
     check_messages: dict[str, str],
 ) -> None:
     await ready_model(cluster, registry)
-    await cluster.apply("DriftPolicy", "credit-drift", policy_spec())
-    await cluster.wait_for(lambda: cluster.find(CRONJOB, "credit-drift-drift"), "the CronJob")
+    await start_policy(cluster)
 
     steady = await run_check(cluster, check_messages["no_drift"])
     status = await last_check(cluster, steady)
@@ -278,8 +262,7 @@ async def test_a_crashed_check_is_an_error_never_drift(
     operator: RunningOperator, cluster: Cluster, registry: Registry
 ) -> None:
     await ready_model(cluster, registry)
-    await cluster.apply("DriftPolicy", "credit-drift", policy_spec())
-    await cluster.wait_for(lambda: cluster.find(CRONJOB, "credit-drift-drift"), "the CronJob")
+    await start_policy(cluster)
 
     crash = "Traceback (most recent call last):\nConnectionError: s3://prediction-log unreachable"
     job = await run_check(cluster, crash, succeeded=False)
@@ -303,8 +286,7 @@ async def test_alert_action_records_drift_and_requests_nothing(
     check_messages: dict[str, str],
 ) -> None:
     await ready_model(cluster, registry)
-    await cluster.apply("DriftPolicy", "credit-drift", policy_spec(action="Alert"))
-    await cluster.wait_for(lambda: cluster.find(CRONJOB, "credit-drift-drift"), "the CronJob")
+    await start_policy(cluster, action="Alert")
 
     job = await run_check(cluster, check_messages["drift"])
     status = await last_check(cluster, job)

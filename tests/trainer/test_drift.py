@@ -11,14 +11,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from loanops.artifacts import load_model
 from loanops.profile import NumericProfile, ReferenceProfile
-from loanops.schema import FEATURE_NAMES, schema_dtypes
-from loanops.server.predictions import PredictionLog
-from loanops.server.settings import PredictionLogSettings
+from loanops.schema import FEATURE_NAMES
 from loanops.trainer.drift import DriftThresholds, check_drift, numeric_psi, psi
 from loanops.trainer.synthetic import Shift, generate
 from loanops.trainer.training import TrainingOutcome
+from tests.conftest import ship_predictions
 
 
 def test_psi_counts_values_beyond_the_reference_range() -> None:
@@ -92,27 +90,14 @@ def test_drift_command_reads_server_chunks_from_s3(
     s3_bucket: str,
     tmp_path: Path,
 ) -> None:
-    loaded = load_model(f"models:/{trained.model_name}/{trained.version}")
-
     def ship(frame: pd.DataFrame, prefix: str) -> None:
-        settings = PredictionLogSettings(
-            uri=f"s3://{s3_bucket}/{prefix}", spool_dir=tmp_path / prefix, max_records=250
+        ship_predictions(
+            trained,
+            frame,
+            uri=f"s3://{s3_bucket}/{prefix}",
+            spool_dir=tmp_path / prefix,
+            max_records=250,
         )
-        log = PredictionLog(settings)
-        log.start()
-        probability = loaded.model.default_probability(frame)
-        rows = frame.loc[:, list(FEATURE_NAMES)].astype(schema_dtypes()).to_dict("records")
-        log.append(
-            {
-                "time": time.time(),
-                "model_name": trained.model_name,
-                "model_version": trained.version,
-                "inputs": row,
-                "default_probability": float(p),
-            }
-            for row, p in zip(rows, probability, strict=True)
-        )
-        log.close()
 
     ship(generate(1000, seed=21), "steady")
     ship(generate(1000, seed=22, shift=Shift(scale={"person_income": 0.6})), "shifted")
