@@ -28,6 +28,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.special import expit
 
+from loanops.boosters import DenseBoosterPredictor, dense_predictor
 from loanops.features import ApplicationEncoder
 from loanops.schema import FEATURE_NAMES
 
@@ -88,6 +89,9 @@ class LoanRiskModel:
         if self.family == "xgboost":
             # The booster directly: the scikit-learn wrapper's checks cost more
             # than the prediction itself on a few rows.
+            predictor = self._xgboost_predictor()
+            if predictor is not None:
+                return predictor.predict(encoded)
             booster = self.estimator.get_booster()
             default = booster.inplace_predict(encoded, validate_features=False)
             return np.asarray(default, dtype=np.float64)
@@ -97,6 +101,24 @@ class LoanRiskModel:
         else:
             raw = self.estimator.predict_proba(encoded)
         return np.asarray(raw[:, 1], dtype=np.float64)
+
+    def _xgboost_predictor(self) -> DenseBoosterPredictor | None:
+        # Set up on first use rather than in __init__, and never pickled: it
+        # holds a pointer into this process's XGBoost library, and versions
+        # pickled before it existed are loaded without it.
+        predictor: DenseBoosterPredictor | None
+        try:
+            predictor = self.__dict__["_dense_predictor"]
+        except KeyError:
+            predictor = self.__dict__["_dense_predictor"] = dense_predictor(
+                self.estimator.get_booster()
+            )
+        return predictor
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_dense_predictor", None)
+        return state
 
     def calibrate(self, raw_probability: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Map raw P(default) through the calibrator."""

@@ -1,22 +1,27 @@
 """The request path's building blocks, in process: same results as the slow ways.
 
 Each part was rewritten for speed (batched histograms, column-wise encoding,
-compiled range checks, pydantic-core log lines); each test pins it to what
-the straightforward implementation gives.
+compiled range checks, pydantic-core log lines, XGBoost through its C API);
+each test pins it to what the straightforward implementation gives.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import random
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from pydantic import ValidationError
 
+from loanops.artifacts import LoadedModel
+from loanops.boosters import DenseBoosterPredictor
 from loanops.features import ApplicationEncoder
 from loanops.schema import FIELDS, CategoricalField
 from loanops.server.metrics import PROBABILITY_BUCKETS, BatchHistogram, ServerMetrics
@@ -139,3 +144,64 @@ def test_validated_numbers_take_their_field_types() -> None:
     assert (fields["person_income"], type(fields["person_income"])) == (35000.0, float)
     schema = LoanApplication.model_json_schema()["properties"]["person_age"]
     assert (schema["minimum"], schema["maximum"]) == (18, 120)
+
+
+def test_xgboost_c_api_predicts_exactly_what_inplace_predict_does(
+    loaded_models: dict[str, LoadedModel],
+) -> None:
+    model = loaded_models["xgboost"].model
+    booster = model.estimator.get_booster()
+    predictor = DenseBoosterPredictor(booster)
+    encoded = model.encoder.transform_records(_varied_applications(120))
+
+    for rows in (encoded[:1], encoded[:5], encoded, encoded[::3]):  # a strided view too
+        expected = booster.inplace_predict(rows, validate_features=False).astype(np.float64)
+        assert np.array_equal(predictor.predict(rows), expected)
+    assert predictor.predict(encoded[:0]).shape == (0,)
+    with pytest.raises(RuntimeError, match=r"XGBoost could not predict: .*feature"):
+        predictor.predict(encoded[:, :5])
+    # The served model takes this path, not the slow one, with the locked xgboost.
+    assert isinstance(model._xgboost_predictor(), DenseBoosterPredictor)
+
+
+def test_xgboost_c_api_gives_each_thread_its_own_rows(
+    loaded_models: dict[str, LoadedModel],
+) -> None:
+    model = loaded_models["xgboost"].model
+    predictor = DenseBoosterPredictor(model.estimator.get_booster())
+    matrices = [model.encoder.transform_records(_varied_applications(n)) for n in (7, 30, 64, 99)]
+    expected = [predictor.predict(matrix) for matrix in matrices]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        rounds = [pool.map(predictor.predict, matrices) for _ in range(25)]
+        for results in rounds:
+            for got, want in zip(results, expected, strict=True):
+                assert np.array_equal(got, want)
+
+
+def test_xgboost_c_api_refuses_models_with_several_outputs() -> None:
+    import xgboost
+
+    generator = np.random.default_rng(0)
+    features = generator.random((60, 4))
+    booster = xgboost.train(
+        {"objective": "multi:softprob", "num_class": 3},
+        xgboost.DMatrix(features, label=generator.integers(0, 3, 60)),
+        num_boost_round=2,
+    )
+
+    with pytest.raises(ValueError, match="6 values for 2 rows: only binary models"):
+        DenseBoosterPredictor(booster).predict(features[:2])
+
+
+def test_a_model_that_predicted_still_pickles_and_predicts_the_same(
+    loaded_models: dict[str, LoadedModel],
+) -> None:
+    model = loaded_models["xgboost"].model
+    encoded = model.encoder.transform_records(_varied_applications(10))
+    before = model.default_probability_encoded(encoded)
+
+    copy = pickle.loads(pickle.dumps(model))
+
+    assert "_dense_predictor" not in copy.__dict__
+    assert np.array_equal(copy.default_probability_encoded(encoded), before)
