@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from loanops.server.dependencies import ServerState, get_scorer, get_state
 from loanops.server.errors import InvalidApplicationError, describe_validation_errors, request_id_of
 from loanops.server.schemas import (
+    PLAIN_APPLICATIONS,
     BatchRequest,
     BatchResponse,
     Decision,
@@ -126,6 +127,10 @@ def validate_batch(items: list[Any], max_size: int) -> list[dict[str, Any]]:
             f"the batch holds {len(items)} applications; at most {max_size} are accepted",
             [ErrorDetail(field="applications", message=f"more than {max_size} items")],
         )
+    try:
+        return PLAIN_APPLICATIONS.validate_python(items)
+    except ValidationError:
+        pass  # not necessarily invalid: LoanApplication decides, and names each problem
     try:
         return [application.model_dump() for application in _BATCH_ADAPTER.validate_python(items)]
     except ValidationError as error:

@@ -17,16 +17,20 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from pydantic import ValidationError
 
 from loanops.artifacts import LoadedModel
 from loanops.boosters import DenseBoosterPredictor
 from loanops.features import ApplicationEncoder
-from loanops.schema import FIELDS, CategoricalField
+from loanops.schema import FIELDS, CategoricalField, NumericField
+from loanops.server.api import validate_batch
+from loanops.server.errors import InvalidApplicationError
 from loanops.server.metrics import PROBABILITY_BUCKETS, BatchHistogram, ServerMetrics
 from loanops.server.predictions import PredictionLog
-from loanops.server.schemas import EXAMPLE_APPLICATION, LoanApplication
+from loanops.server.schemas import EXAMPLE_APPLICATION, PLAIN_APPLICATIONS, LoanApplication
 from loanops.server.settings import PredictionLogSettings
 
 
@@ -205,3 +209,63 @@ def test_a_model_that_predicted_still_pickles_and_predicts_the_same(
 
     assert "_dense_predictor" not in copy.__dict__
     assert np.array_equal(copy.default_probability_encoded(encoded), before)
+
+
+def _field_values(field: NumericField | CategoricalField) -> st.SearchStrategy[Any]:
+    """Values a client may send for a field: valid, borderline and wrong kinds."""
+    wrong = st.one_of(
+        st.booleans(),
+        st.none(),
+        st.text(max_size=3),
+        st.sampled_from([float("inf"), float("-inf"), float("nan"), 10**400, -(10**30)]),
+    )
+    if isinstance(field, CategoricalField):
+        return st.one_of(st.sampled_from(field.categories), st.sampled_from(["rent", ""]), wrong)
+    low, high = field.minimum, field.maximum
+    return st.one_of(
+        st.integers(int(low) - 2, int(min(high, 10**7)) + 2),
+        st.integers(int(low), int(min(high, 10**7))).map(float),  # 35.0 for 35
+        st.floats(low - 1, high + 1, allow_nan=False),
+        wrong,
+    )
+
+
+@st.composite
+def _batch_items(draw: st.DrawFn) -> Any:
+    """Batch items: a valid application with up to two fields changed, or no object."""
+    if draw(st.integers(0, 19)) == 0:
+        return draw(st.sampled_from([None, [], "x", 1]))
+    application = dict(EXAMPLE_APPLICATION)
+    for field in draw(st.lists(st.sampled_from(FIELDS), max_size=2)):
+        application[field.name] = draw(_field_values(field))
+    if draw(st.integers(0, 9)) == 0:
+        application.pop(draw(st.sampled_from([f.name for f in FIELDS])))
+    if draw(st.integers(0, 9)) == 0:
+        application["unknown"] = 1
+    return application
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_batch_items(), min_size=1, max_size=6))
+def test_batch_fast_path_accepts_only_what_loan_application_accepts(items: list[Any]) -> None:
+    try:
+        expected: list[dict[str, Any]] | None = [
+            LoanApplication.model_validate(item).model_dump() for item in items
+        ]
+    except ValidationError:
+        expected = None
+    try:
+        fast: list[dict[str, Any]] | None = PLAIN_APPLICATIONS.validate_python(items)
+    except ValidationError:
+        fast = None
+
+    if fast is not None:
+        assert expected is not None
+        assert [[(k, v, type(v)) for k, v in sorted(a.items())] for a in fast] == [
+            [(k, v, type(v)) for k, v in sorted(a.items())] for a in expected
+        ]
+    if expected is None:
+        with pytest.raises(InvalidApplicationError):
+            validate_batch(items, max_size=10)
+    else:
+        assert validate_batch(items, max_size=10) == expected
