@@ -13,7 +13,15 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    create_model,
+    with_config,
+)
 from pydantic_core import PydanticKnownError
 
 from loanops.schema import FIELDS, CategoricalField, NumericField
@@ -93,15 +101,18 @@ def _plain_annotation(schema_field: NumericField | CategoricalField) -> Any:
     ]
 
 
-_PlainApplication: Any = TypedDict(  # type: ignore[operator]
-    "_PlainApplication", {f.name: _plain_annotation(f) for f in FIELDS}
-)
-_PlainApplication.__pydantic_config__ = ConfigDict(extra="forbid")
+def _plain_applications_type() -> Any:
+    """``list`` of a TypedDict of the nine fields, built from the schema at run time."""
+    fields = {f.name: _plain_annotation(f) for f in FIELDS}
+    item = TypedDict("PlainApplication", fields)  # type: ignore[misc]
+    return list[with_config(ConfigDict(extra="forbid"))(item)]  # type: ignore[misc]
+
+
 # The fast way to validate many applications: checked in the core only, no
 # Python call per field, and giving plain dicts. It accepts a subset of what
 # LoanApplication accepts, with the same values; whatever it refuses goes to
 # LoanApplication, which decides and names each problem.
-PLAIN_APPLICATIONS: TypeAdapter[list[dict[str, Any]]] = TypeAdapter(list[_PlainApplication])
+PLAIN_APPLICATIONS: TypeAdapter[list[dict[str, Any]]] = TypeAdapter(_plain_applications_type())
 
 # The application shown in the OpenAPI docs (and the README): the first row
 # of the S4E10 training data, a repaid loan.
