@@ -20,6 +20,9 @@ XGBoost model was fitted with ``n_jobs`` set to every core, which
 threads per prediction on two cores shared with the load generator made
 MLflow several times slower), none writes an access log, each is warmed up
 on the load it is then measured on, and both get the same applications.
+Both run on uvicorn from this environment, so with the same HTTP parser
+(httptools) and event loop (uvloop), and MLflow's pyfunc predicts through
+the same ``LoanRiskModel`` code: what differs is the serving path.
 
 Usage::
 
