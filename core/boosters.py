@@ -9,11 +9,14 @@ be half its latency.
 
 :class:`DenseBoosterPredictor` calls the same C function that
 ``inplace_predict`` ends in, ``XGBoosterPredictFromDense`` (a documented
-entry of XGBoost's C API), with a float64 matrix described by the NumPy
-array interface, so its results are the very numbers ``inplace_predict``
-returns. It needs nothing private of the Python package: the library is the
-one ``xgboost.libpath`` names, which the package itself has loaded, and the
-booster's handle is its public ``handle`` attribute.
+entry of XGBoost's C API), with a native float64 matrix described by the
+NumPy array interface: for such a matrix (what the encoder makes) its
+results are the very numbers ``inplace_predict`` returns. Other inputs are
+converted to one first, so a big-endian matrix is read correctly, where
+``inplace_predict`` 3.4 misreads its bytes. It needs nothing private of the
+Python package: the library is the one ``xgboost.libpath`` names, which the
+package itself has loaded, and the booster's handle is its public ``handle``
+attribute.
 """
 
 from __future__ import annotations

@@ -105,15 +105,16 @@ class LoanRiskModel:
     def _xgboost_predictor(self) -> DenseBoosterPredictor | None:
         # Set up on first use rather than in __init__, and never pickled: it
         # holds a pointer into this process's XGBoost library, and versions
-        # pickled before it existed are loaded without it.
-        predictor: DenseBoosterPredictor | None
-        try:
-            predictor = self.__dict__["_dense_predictor"]
-        except KeyError:
-            predictor = self.__dict__["_dense_predictor"] = dense_predictor(
-                self.estimator.get_booster()
-            )
-        return predictor
+        # pickled before it existed are loaded without it. Set up again when
+        # the estimator's booster is no longer the one it was set up for (a
+        # refit, a replaced estimator).
+        booster = self.estimator.get_booster()
+        cached: tuple[Any, DenseBoosterPredictor | None] | None = self.__dict__.get(
+            "_dense_predictor"
+        )
+        if cached is None or cached[0] is not booster:
+            cached = self.__dict__["_dense_predictor"] = (booster, dense_predictor(booster))
+        return cached[1]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -124,8 +125,16 @@ class LoanRiskModel:
         """Map raw P(default) through the calibrator."""
         # The fitted logistic regression applied directly: scikit-learn's
         # predict_proba validates its input at a cost of about 1 ms per call.
+        # Written out rather than as a matrix product: BLAS may sum the two
+        # terms in another order for one row than for many, and an
+        # application must get the same P(default), to the last bit, alone
+        # or in a batch.
         features = calibration_features(raw_probability)
-        score = features @ self.calibrator.coef_[0] + self.calibrator.intercept_[0]
+        (log_weight, complement_weight), intercept = (
+            self.calibrator.coef_[0],
+            self.calibrator.intercept_[0],
+        )
+        score = features[:, 0] * log_weight + features[:, 1] * complement_weight + intercept
         return np.asarray(expit(score), dtype=np.float64)
 
     def default_probability_encoded(

@@ -138,7 +138,9 @@ def validate_batch(items: list[Any], max_size: int) -> list[dict[str, Any]]:
         problems: list[ErrorDetail] = []
         for problem in error.errors():
             index = int(problem["loc"][0])
-            problems.extend(describe_validation_errors([problem], index=index, skip=1))
+            problems.extend(
+                describe_validation_errors([problem], index=index, skip=1, whole="applications")
+            )
         problems.sort(key=lambda detail: detail.index or 0)
         bad = sorted({p.index for p in problems if p.index is not None})
         raise InvalidApplicationError(

@@ -87,21 +87,27 @@ def _accepted(field_name: str) -> str:
 
 
 def describe_validation_errors(
-    errors: list[dict[str, Any]] | Any, *, index: int | None = None, skip: int = 0
+    errors: list[dict[str, Any]] | Any,
+    *,
+    index: int | None = None,
+    skip: int = 0,
+    whole: str = "body",
 ) -> list[ErrorDetail]:
     """Turn pydantic errors into details naming the field, value and what is accepted.
 
     ``skip`` drops leading location parts (``body``, list positions) that the
-    caller reports itself.
+    caller reports itself; ``whole`` names what an error of no field is about.
     """
     details = []
     for error in errors:
         location = [str(part) for part in error.get("loc", ())][skip:]
         if location[:1] == ["body"]:
             location = location[1:]
-        field_name = ".".join(location) or "body"
+        field_name = ".".join(location) or whole
         message = str(error.get("msg", "invalid value"))
-        if error.get("type") == "extra_forbidden":
+        if error.get("type") in ("model_type", "model_attributes_type", "dict_type"):
+            message = "must be a JSON object with the nine application fields"
+        elif error.get("type") == "extra_forbidden":
             message = "unknown field; the application has exactly the nine schema fields"
         elif error.get("type") == "literal_error":
             message = f"unknown value{_accepted(field_name)}"

@@ -20,9 +20,10 @@ from pydantic import (
     Field,
     TypeAdapter,
     create_model,
+    model_validator,
     with_config,
 )
-from pydantic_core import PydanticKnownError
+from pydantic_core import PydanticCustomError, PydanticKnownError
 
 from loanops.schema import FIELDS, CategoricalField, NumericField
 
@@ -168,6 +169,19 @@ class BatchRequest(_StrictBody):
     applications: list[Any] = Field(
         description="Applications, each with the nine fields of LoanApplication."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_applications(cls, data: Any) -> Any:
+        # Said here rather than by extra="forbid", whose message would speak
+        # of an application's fields.
+        if isinstance(data, dict) and (unknown := sorted(set(data) - {"applications"})):
+            raise PydanticCustomError(
+                "batch_unknown_field",
+                "unknown field(s) {names}; the body holds only 'applications'",
+                {"names": ", ".join(repr(name) for name in unknown[:10])},
+            )
+        return data
 
 
 class BatchResponse(BaseModel):

@@ -108,7 +108,8 @@ def test_batch_scores_in_order_like_single_calls(server: RunningServer) -> None:
 
     assert batch["count"] == 3
     for from_batch, single in zip(batch["decisions"], singles, strict=True):
-        assert from_batch["default_probability"] == pytest.approx(single["default_probability"])
+        # Exactly: alone or in a batch, an application gets the same P(default).
+        assert from_batch["default_probability"] == single["default_probability"]
 
 
 def test_batch_with_bad_items_is_refused_whole(server: RunningServer) -> None:
@@ -264,4 +265,16 @@ def test_non_object_batch_items_are_reported_by_index(server: RunningServer) -> 
     response = post(server, "/predict/batch", {"applications": [APPLICATION, 1, "x"]})
 
     assert response.status_code == 422
-    assert sorted({d["index"] for d in response.json()["details"]}) == [1, 2]
+    assert [(d["index"], d["field"], d["message"]) for d in response.json()["details"]] == [
+        (1, "applications", "must be a JSON object with the nine application fields"),
+        (2, "applications", "must be a JSON object with the nine application fields"),
+    ]
+
+
+def test_unknown_batch_body_fields_are_named_as_such(server: RunningServer) -> None:
+    response = post(server, "/predict/batch", {"applications": [APPLICATION], "items": []})
+
+    assert response.status_code == 422
+    (detail,) = response.json()["details"]
+    assert detail["field"] == "body"
+    assert detail["message"] == "unknown field(s) 'items'; the body holds only 'applications'"

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from loanops.artifacts import LoadedModel
 from loanops.boosters import DenseBoosterPredictor
 from loanops.features import ApplicationEncoder
+from loanops.model import FAMILIES, LoanRiskModel
 from loanops.schema import FIELDS, CategoricalField, NumericField
 from loanops.server.api import validate_batch
 from loanops.server.errors import InvalidApplicationError
@@ -269,3 +270,35 @@ def test_batch_fast_path_accepts_only_what_loan_application_accepts(items: list[
             validate_batch(items, max_size=10)
     else:
         assert validate_batch(items, max_size=10) == expected
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_an_application_gets_the_same_probability_alone_and_in_a_batch(
+    loaded_models: dict[str, LoadedModel], family: str
+) -> None:
+    model = loaded_models[family].model
+    encoded = model.encoder.transform_records(_varied_applications(300))
+
+    together = model.default_probability_encoded(encoded)
+    alone = np.concatenate([model.default_probability_encoded(row[None, :]) for row in encoded])
+
+    # To the last bit: one bit can be the difference between approved and declined.
+    assert together.tolist() == alone.tolist()
+
+
+def test_a_refit_estimator_is_predicted_with_its_new_booster() -> None:
+    import xgboost
+
+    generator = np.random.default_rng(0)
+    features = generator.normal(size=(400, 18))
+    labels = (features[:, 0] > 0).astype(int)
+    estimator = xgboost.XGBClassifier(n_estimators=20, max_depth=3).fit(features, labels)
+    model = LoanRiskModel(family="xgboost", estimator=estimator, calibrator=None, threshold=0.5)
+    before = model.raw_default_probability(features[:20])
+
+    estimator.fit(features, 1 - labels)
+
+    after = model.raw_default_probability(features[:20])
+    expected = estimator.get_booster().inplace_predict(features[:20], validate_features=False)
+    assert np.array_equal(after, expected.astype(np.float64))
+    assert not np.allclose(after, before)
