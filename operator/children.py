@@ -23,10 +23,10 @@ from loanops.operator.resources import (
     LoanModelSpec,
     MlflowSecret,
     SecretKeys,
+    child_metadata,
     child_name,
     digest,
     labels_for,
-    owner_reference,
 )
 from loanops.operator.settings import OperatorSettings
 
@@ -208,13 +208,12 @@ def training_job(
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {
-            "name": training_job_name(name, request),
-            "namespace": owner["metadata"]["namespace"],
-            "labels": labels,
-            "annotations": {REQUEST_REASON_ANNOTATION: reason},
-            "ownerReferences": [owner_reference(owner)],
-        },
+        "metadata": child_metadata(
+            owner,
+            training_job_name(name, request),
+            labels,
+            annotations={REQUEST_REASON_ANNOTATION: reason},
+        ),
         "spec": _job_spec(
             labels,
             container,
@@ -305,12 +304,9 @@ def server_deployment(
     manifest = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": server_name(name),
-            "namespace": owner["metadata"]["namespace"],
-            "labels": {**selector, MODEL_VERSION_LABEL: version},
-            "ownerReferences": [owner_reference(owner)],
-        },
+        "metadata": child_metadata(
+            owner, server_name(name), {**selector, MODEL_VERSION_LABEL: version}
+        ),
         "spec": {
             "replicas": serving.replicas,
             "selector": {"matchLabels": selector},
@@ -333,12 +329,7 @@ def server_service(owner: dict[str, Any]) -> dict[str, Any]:
     manifest = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": server_name(name),
-            "namespace": owner["metadata"]["namespace"],
-            "labels": selector,
-            "ownerReferences": [owner_reference(owner)],
-        },
+        "metadata": child_metadata(owner, server_name(name), selector),
         "spec": {
             "type": "ClusterIP",
             "selector": selector,
@@ -399,12 +390,7 @@ def drift_cronjob(
     manifest = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": {
-            "name": drift_cronjob_name(name),
-            "namespace": policy["metadata"]["namespace"],
-            "labels": labels,
-            "ownerReferences": [owner_reference(policy)],
-        },
+        "metadata": child_metadata(policy, drift_cronjob_name(name), labels),
         "spec": {
             "schedule": spec.schedule,
             "timeZone": "Etc/UTC",

@@ -182,6 +182,24 @@ def owner_reference(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def child_metadata(
+    owner: dict[str, Any],
+    name: str,
+    labels: dict[str, str],
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Metadata of a child: in its owner's namespace, controlled by its owner."""
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": owner["metadata"]["namespace"],
+        "labels": labels,
+    }
+    if annotations:
+        metadata["annotations"] = annotations
+    metadata["ownerReferences"] = [owner_reference(owner)]
+    return metadata
+
+
 def labels_for(owner: str, component: str) -> dict[str, str]:
     """The labels every child of a LoanModel carries."""
     return {

@@ -9,6 +9,7 @@ import pytest
 
 from loanops.operator.children import MODEL_VERSION_LABEL, TEMPLATE_HASH
 from loanops.operator.resources import APPROVE_ANNOTATION, RETRAIN_ANNOTATION
+from loanops.trainer.training import TrainingOutcome
 from tests.conftest import free_port
 from tests.operator.conftest import (
     DEPLOYMENT,
@@ -46,11 +47,19 @@ async def served_version(cluster: Cluster, owner: str) -> str | None:
     return str(model.rsplit("/", 1)[-1])
 
 
+async def finish_training(
+    cluster: Cluster, registry: Registry, job: dict[str, Any], which: str
+) -> TrainingOutcome:
+    """Register a ``which`` version and succeed ``job`` with its outcome; return it."""
+    outcome = registry.register(which)
+    await cluster.finish_job(job, succeeded=True, message=outcome_message(outcome))
+    return outcome
+
+
 async def train_to_ready(cluster: Cluster, registry: Registry, owner: str, which: str) -> str:
     """Finish the pending Job with a registered ``which`` version; wait for Ready."""
     job = await one_job(cluster, owner, count=len(await cluster.jobs(owner)) or 1)
-    outcome = registry.register(which)
-    await cluster.finish_job(job, succeeded=True, message=outcome_message(outcome))
+    outcome = await finish_training(cluster, registry, job, which)
 
     async def deployed() -> bool:
         return await served_version(cluster, owner) == outcome.version
@@ -85,8 +94,7 @@ async def test_first_training_is_promoted_and_served(
     await cluster.wait_condition("credit", "Trained", "False", "TrainingRunning")
     assert (await cluster.get(LOANMODEL, "credit"))["status"]["phase"] == "Training"
 
-    outcome = registry.register("good")
-    await cluster.finish_job(job, succeeded=True, message=outcome_message(outcome))
+    outcome = await finish_training(cluster, registry, job, "good")
 
     async def deployed() -> dict[str, Any] | None:
         return await cluster.find(DEPLOYMENT, "credit-server")
@@ -136,8 +144,7 @@ async def test_a_worse_challenger_is_not_promoted(
     await cluster.annotate(LOANMODEL, "credit", RETRAIN_ANNOTATION, "2026-12-04T10:00:00Z")
     job = await one_job(cluster, "credit", count=2)
     assert job["metadata"]["annotations"]["loanops.io/request-reason"] == "RetrainRequested"
-    worse = registry.register("worse")
-    await cluster.finish_job(job, succeeded=True, message=outcome_message(worse))
+    worse = await finish_training(cluster, registry, job, "worse")
 
     rejected = await cluster.wait_condition("credit", "Promoted", "False", "PromotionRejected")
     assert "does not beat champion v1" in rejected["message"]
@@ -195,8 +202,7 @@ async def test_manual_mode_waits_for_approval(
     spec = loanmodel_spec(registry, promotion={"mode": "Manual"})
     await cluster.apply("LoanModel", "credit", spec)
     job = await one_job(cluster, "credit")
-    outcome = registry.register("good")
-    await cluster.finish_job(job, succeeded=True, message=outcome_message(outcome))
+    await finish_training(cluster, registry, job, "good")
 
     waiting = await cluster.wait_condition("credit", "Promoted", "False", "AwaitingApproval")
     assert f"{APPROVE_ANNOTATION}=1" in waiting["message"]
@@ -222,9 +228,7 @@ async def test_dry_run_records_the_decision_only(
     spec = loanmodel_spec(registry, promotion={"mode": "DryRun"})
     await cluster.apply("LoanModel", "credit", spec)
     job = await one_job(cluster, "credit")
-    await cluster.finish_job(
-        job, succeeded=True, message=outcome_message(registry.register("good"))
-    )
+    await finish_training(cluster, registry, job, "good")
 
     dry = await cluster.wait_condition("credit", "Promoted", "False", "DryRun")
     assert "would be promoted" in dry["message"]
@@ -299,9 +303,7 @@ async def test_an_operator_restart_mid_training_never_creates_a_second_job(
     assert [j["metadata"]["name"] for j in jobs] == [job["metadata"]["name"]]
     assert len(await cluster.events("TrainingStarted")) == 1
 
-    await cluster.finish_job(
-        job, succeeded=True, message=outcome_message(registry.register("good"))
-    )
+    await finish_training(cluster, registry, job, "good")
     await cluster.wait_condition("credit", "Promoted", "True")
 
 
@@ -372,9 +374,7 @@ async def test_mlflow_unreachable_is_a_temporary_condition_with_backoff(
     spec["mlflow"] = {"trackingUri": relay.url, "modelName": registry.name}
     await cluster.apply("LoanModel", "credit", spec)
     job = await one_job(cluster, "credit")
-    await cluster.finish_job(
-        job, succeeded=True, message=outcome_message(registry.register("good"))
-    )
+    await finish_training(cluster, registry, job, "good")
 
     down = await cluster.wait_condition("credit", "Trained", "Unknown", "MLflowUnavailable")
     assert relay.url in down["message"]
